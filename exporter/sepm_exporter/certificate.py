@@ -1,0 +1,111 @@
+"""Certificate facts: what a monitor needs to know of an X.509 certificate, from PEM or DER bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from sepm_exporter.reasons import ParseError, Reason
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s+(.*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """One certificate, reduced to the facts that alerts and dashboards use."""
+
+    subject: str
+    issuer: str
+    serial: str  # decimal: SEPM 12.1 serials are the Unix time of creation, readable as such
+    not_before: float
+    not_after: float
+    signature_hash: str  # lowercase: sha1, sha256, md5, ... ("none" for EdDSA)
+    key_algorithm: str  # rsa, ec, dsa, ed25519, ed448
+    key_bits: int
+    public_key_sha256: str  # the key's identity: unchanged by re-issuing on the same key
+
+
+@dataclass(frozen=True)
+class CertificateFile:
+    """A certificate file: its leaf (the first certificate) and how many it holds."""
+
+    leaf: CertificateFacts
+    count: int
+
+
+def _key_facts(cert: x509.Certificate) -> tuple[str, int, str]:
+    key = cert.public_key()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashlib.sha256(spki).hexdigest()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa", key.key_size, digest
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ec", key.curve.key_size, digest
+    if isinstance(key, dsa.DSAPublicKey):
+        return "dsa", key.key_size, digest
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519", 256, digest
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "ed448", 456, digest
+    return "unknown", 0, digest
+
+
+def _signature_hash(cert: x509.Certificate) -> str:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return "unknown"
+    return "none" if algorithm is None else algorithm.name.lower()
+
+
+def facts_of(cert: x509.Certificate) -> CertificateFacts:
+    """Reduce a parsed certificate; raises ParseError when a field cannot be decoded."""
+    try:
+        key_algorithm, key_bits, key_digest = _key_facts(cert)
+        return CertificateFacts(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            serial=str(cert.serial_number),
+            not_before=cert.not_valid_before_utc.timestamp(),
+            not_after=cert.not_valid_after_utc.timestamp(),
+            signature_hash=_signature_hash(cert),
+            key_algorithm=key_algorithm,
+            key_bits=key_bits,
+            public_key_sha256=key_digest,
+        )
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ParseError(Reason.BAD_CERTIFICATE, f"undecodable field: {type(exc).__name__}") from None
+
+
+def parse_der(data: bytes) -> CertificateFacts:
+    """Facts of one DER certificate (as embedded in SyLink.xml)."""
+    try:
+        cert = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise ParseError(Reason.BAD_CERTIFICATE, "not a DER certificate") from None
+    return facts_of(cert)
+
+
+def parse_certificate_file(data: bytes) -> CertificateFile:
+    """Facts of a PEM (single or bundle) or DER certificate file; the leaf is the first one."""
+    if not data.strip():
+        raise ParseError(Reason.EMPTY, "empty certificate file")
+    if b"-----BEGIN" in data:
+        blocks = _PEM_BLOCK.findall(data)
+        if not blocks:
+            raise ParseError(Reason.BAD_CERTIFICATE, "PEM file holds no CERTIFICATE block")
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise ParseError(Reason.BAD_CERTIFICATE, "PEM certificate block does not decode") from None
+        return CertificateFile(leaf=facts_of(certs[0]), count=len(certs))
+    return CertificateFile(leaf=parse_der(data), count=1)

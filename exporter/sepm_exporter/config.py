@@ -1,0 +1,249 @@
+"""The configuration file: load, default, validate, and fail with every error at once.
+
+Each message starts with the offending key's path (`servers[1].root: required`), because the
+person reading it is editing YAML on a server and needs to know where to look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sepm_exporter.xmlsafe import DEFAULT_MAX_BYTES
+
+WATCH_MODES = ("auto", "events", "poll")
+
+
+class ConfigError(Exception):
+    """Every problem found, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """A SEPM install root as this host sees it."""
+
+    name: str
+    site: str
+    root: Path
+    certificates: tuple[Path, ...] = ()  # further certificate files, relative to root or absolute
+
+
+@dataclass(frozen=True)
+class ClientCollection:
+    """A folder holding one sub-folder per client, each with its SyLink.xml."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class ClientFile:
+    """One client's own SyLink.xml (the exporter running on that client, or a fixed copy)."""
+
+    name: str
+    file: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs; flags override file values key by key."""
+
+    servers: tuple[ServerConfig, ...] = ()
+    collections: tuple[ClientCollection, ...] = ()
+    client_files: tuple[ClientFile, ...] = ()
+    state_file: Path | None = None
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+    watch_mode: str = "auto"
+    poll_interval: float = 5.0
+    reconcile_interval: float = 300.0
+    debounce: float = 0.2
+    check_key_pair: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_TOP_KEYS = {
+    "servers",
+    "clients",
+    "state_file",
+    "max_file_bytes",
+    "watch",
+    "check_key_pair",
+}
+_WATCH_KEYS = {"mode", "poll_interval", "reconcile_interval", "debounce"}
+
+
+def _expect_str(value: Any, where: str, problems: list[str], required: bool = True) -> str:
+    if value is None:
+        if required:
+            problems.append(f"{where}: required")
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        problems.append(f"{where}: must be a non-empty string, got {type(value).__name__}")
+        return ""
+    return value
+
+
+def _expect_number(value: Any, where: str, problems: list[str], minimum: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(f"{where}: must be a number, got {type(value).__name__}")
+        return None
+    if value < minimum:
+        problems.append(f"{where}: must be at least {minimum}")
+        return None
+    return float(value)
+
+
+def _unknown(mapping: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
+    for key in mapping:
+        if key not in allowed:
+            problems.append(f"{where}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append("servers: must be a list")
+        return ()
+    servers: list[ServerConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"servers[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be a mapping with name and root")
+            continue
+        _unknown(item, {"name", "site", "root", "certificates"}, f"{where}.", problems)
+        name = _expect_str(item.get("name"), f"{where}.name", problems)
+        site = _expect_str(item.get("site"), f"{where}.site", problems, required=False)
+        root = _expect_str(item.get("root"), f"{where}.root", problems)
+        if name and name in seen:
+            problems.append(f"{where}.name: duplicate server name {name!r}")
+        seen.add(name)
+        certificates: list[Path] = []
+        extra = item.get("certificates", [])
+        if not isinstance(extra, list):
+            problems.append(f"{where}.certificates: must be a list of paths")
+        else:
+            for j, path in enumerate(extra):
+                text = _expect_str(path, f"{where}.certificates[{j}]", problems)
+                if text:
+                    certificates.append(Path(text))
+        if name and root:
+            servers.append(ServerConfig(name=name, site=site, root=Path(root), certificates=tuple(certificates)))
+    return tuple(servers)
+
+
+def _clients(raw: Any, problems: list[str]) -> tuple[tuple[ClientCollection, ...], tuple[ClientFile, ...]]:
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, list):
+        problems.append("clients: must be a list")
+        return (), ()
+    collections: list[ClientCollection] = []
+    files: list[ClientFile] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"clients[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be a mapping with collection, or name and file")
+            continue
+        if "collection" in item:
+            _unknown(item, {"collection"}, f"{where}.", problems)
+            path = _expect_str(item.get("collection"), f"{where}.collection", problems)
+            if path:
+                collections.append(ClientCollection(Path(path)))
+        else:
+            _unknown(item, {"name", "file"}, f"{where}.", problems)
+            name = _expect_str(item.get("name"), f"{where}.name", problems)
+            file = _expect_str(item.get("file"), f"{where}.file", problems)
+            if name and name in names:
+                problems.append(f"{where}.name: duplicate client name {name!r}")
+            names.add(name)
+            if name and file:
+                files.append(ClientFile(name=name, file=Path(file)))
+    return tuple(collections), tuple(files)
+
+
+def parse_config(raw: Any, base: Path | None = None) -> Config:
+    """Validate a decoded YAML document; relative paths are taken from the config file's folder."""
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): must be a mapping"])
+    _unknown(raw, _TOP_KEYS, "", problems)
+    servers = _servers(raw.get("servers"), problems)
+    collections, files = _clients(raw.get("clients"), problems)
+    state_text = _expect_str(raw.get("state_file"), "state_file", problems, required=False)
+    config = Config(servers=servers, collections=collections, client_files=files)
+    kwargs: dict[str, Any] = {}
+    if state_text:
+        kwargs["state_file"] = Path(state_text)
+    if "max_file_bytes" in raw:
+        value = _expect_number(raw["max_file_bytes"], "max_file_bytes", problems, 1024)
+        if value is not None:
+            kwargs["max_file_bytes"] = int(value)
+    if "check_key_pair" in raw:
+        if not isinstance(raw["check_key_pair"], bool):
+            problems.append("check_key_pair: must be true or false")
+        else:
+            kwargs["check_key_pair"] = raw["check_key_pair"]
+    watch = raw.get("watch", {})
+    if not isinstance(watch, dict):
+        problems.append("watch: must be a mapping")
+        watch = {}
+    _unknown(watch, _WATCH_KEYS, "watch.", problems)
+    if "mode" in watch:
+        if watch["mode"] not in WATCH_MODES:
+            problems.append(f"watch.mode: must be one of {', '.join(WATCH_MODES)}")
+        else:
+            kwargs["watch_mode"] = watch["mode"]
+    for key, minimum in (("poll_interval", 0.05), ("reconcile_interval", 0.5), ("debounce", 0.0)):
+        if key in watch:
+            value = _expect_number(watch[key], f"watch.{key}", problems, minimum)
+            if value is not None:
+                kwargs[key] = value
+    if not servers and not collections and not files:
+        problems.append("(top level): nothing to watch: give servers, clients, or both")
+    if problems:
+        raise ConfigError(problems)
+    config = Config(servers=servers, collections=collections, client_files=files, **kwargs)
+    return _anchored(config, base) if base is not None else config
+
+
+def _anchored(config: Config, base: Path) -> Config:
+    """Relative paths in a config file mean relative to that file, not to the current folder."""
+
+    def anchor(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    from dataclasses import replace
+
+    return replace(
+        config,
+        servers=tuple(replace(s, root=anchor(s.root)) for s in config.servers),
+        collections=tuple(ClientCollection(anchor(c.path)) for c in config.collections),
+        client_files=tuple(ClientFile(f.name, anchor(f.file)) for f in config.client_files),
+        state_file=anchor(config.state_file) if config.state_file is not None else None,
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; ConfigError says every problem at once."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror or exc})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    return parse_config(raw, base=path.parent)

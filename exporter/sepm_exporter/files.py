@@ -1,0 +1,62 @@
+"""Reading one watched file: the single place where OS errors become typed reasons.
+
+`stat` first (cheap, and it tells a renamed-in file from the same file); read with a cap so a
+64 MB file on a share never reaches the parser.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_module
+from dataclasses import dataclass
+from pathlib import Path
+
+from sepm_exporter.reasons import ParseError, Reason
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What changes when a file is rewritten, renamed over, or swapped behind a symlink."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+    device: int
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+
+def _os_reason(exc: OSError) -> Reason:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Reason.VANISHED
+    if exc.errno == errno.ELOOP:
+        return Reason.SYMLINK_LOOP
+    if exc.errno == errno.EISDIR:
+        return Reason.NOT_A_FILE
+    return Reason.UNREADABLE
+
+
+def signature(path: Path) -> Signature:
+    """Stat through symlinks; ParseError when the path is not a readable regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
+    if not stat_module.S_ISREG(st.st_mode):
+        raise ParseError(Reason.NOT_A_FILE, "not a regular file")
+    return Signature(mtime_ns=st.st_mtime_ns, size=st.st_size, inode=st.st_ino, device=st.st_dev)
+
+
+def read_capped(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refusing more than `max_bytes` without reading them all."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
+    if len(data) > max_bytes:
+        raise ParseError(Reason.TOO_LARGE, f"over the {max_bytes}-byte cap")
+    return data

@@ -1,0 +1,158 @@
+"""Memory across restarts: each server's key history and the versions of each group's SyLink.xml.
+
+A key change is only visible as a change: without remembering the previous key the exporter
+cannot say "this server's key was replaced", which is the whole incident. Group versions let a
+client be told "stale" (it holds an earlier version) apart from "unmatched" (it holds none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sepm_exporter.certificate import CertificateFacts
+
+STATE_VERSION = 1
+MAX_GROUP_VERSIONS = 16
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A public key's identity and how it was signed: enough to say "the replaced key was SHA-1"."""
+
+    public_key_sha256: str
+    signature_hash: str
+    key_bits: int
+
+
+@dataclass
+class ServerHistory:
+    """The current key, the one it replaced, and when the exporter saw the change."""
+
+    current: KeyRecord | None = None
+    previous: KeyRecord | None = None
+    changed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class GroupVersion:
+    """A version of a group's file, first seen at the file's mtime."""
+
+    canonical_sha256: str
+    first_seen: float
+
+
+@dataclass
+class History:
+    """The state file's content."""
+
+    servers: dict[str, ServerHistory] = field(default_factory=dict)
+    groups: dict[str, list[GroupVersion]] = field(default_factory=dict)
+
+
+def record_key(history: History, server: str, facts: CertificateFacts, now: float) -> bool:
+    """Note the server's current key; True when it replaced a different one."""
+    entry = history.servers.setdefault(server, ServerHistory())
+    key = KeyRecord(facts.public_key_sha256, facts.signature_hash, facts.key_bits)
+    if entry.current is None:
+        entry.current = key
+        return False
+    if entry.current.public_key_sha256 == key.public_key_sha256:
+        if entry.current != key:  # same key, re-issued with another hash: keep the key's identity
+            entry.current = key
+        return False
+    entry.previous = entry.current
+    entry.current = key
+    entry.changed_at = now
+    return True
+
+
+def record_group_version(history: History, group_id: str, canonical: str, seen_at: float) -> bool:
+    """Append a version the first time it is seen; True when it is new."""
+    versions = history.groups.setdefault(group_id, [])
+    if any(v.canonical_sha256 == canonical for v in versions):
+        return False
+    versions.append(GroupVersion(canonical, seen_at))
+    versions.sort(key=lambda v: v.first_seen)
+    del versions[:-MAX_GROUP_VERSIONS]
+    return True
+
+
+def forget_groups(history: History, keep: set[str]) -> None:
+    """Drop the versions of groups no server holds any more, so the state file does not grow forever."""
+    for group_id in [g for g in history.groups if g not in keep]:
+        del history.groups[group_id]
+
+
+class StateFileError(Exception):
+    """The state file could not be used; the exporter starts afresh and says so."""
+
+
+def _key(raw: Any) -> KeyRecord | None:
+    if raw is None:
+        return None
+    return KeyRecord(str(raw["public_key_sha256"]), str(raw["signature_hash"]), int(raw["key_bits"]))
+
+
+def decode(text: str) -> History:
+    """Parse a state file; StateFileError on anything unexpected (empty, corrupt, future version)."""
+    if not text.strip():
+        raise StateFileError("state file is empty")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(f"state file is not JSON (line {exc.lineno})") from None
+    if not isinstance(raw, dict):
+        raise StateFileError("state file is not a JSON object")
+    version = raw.get("version")
+    if version != STATE_VERSION:
+        raise StateFileError(f"state file version {version!r} is not {STATE_VERSION}")
+    try:
+        servers = {
+            str(name): ServerHistory(
+                current=_key(entry.get("current")),
+                previous=_key(entry.get("previous")),
+                changed_at=float(entry["changed_at"]) if entry.get("changed_at") is not None else None,
+            )
+            for name, entry in raw.get("servers", {}).items()
+        }
+        groups = {
+            str(group): [GroupVersion(str(v["canonical_sha256"]), float(v["first_seen"])) for v in versions]
+            for group, versions in raw.get("groups", {}).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateFileError(f"state file has an unexpected shape ({type(exc).__name__})") from None
+    return History(servers=servers, groups=groups)
+
+
+def encode(history: History) -> str:
+    """Serialise; stable key order so that diffs of the file are readable."""
+    return json.dumps({"version": STATE_VERSION, **asdict(history)}, indent=1, sort_keys=True)
+
+
+def load(path: Path) -> tuple[History, str | None]:
+    """The history and, when the file was unusable, why (reported, never fatal)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return History(), None
+    except (OSError, UnicodeDecodeError) as exc:
+        return History(), f"state file unreadable: {type(exc).__name__}"
+    try:
+        return decode(text), None
+    except StateFileError as exc:
+        return History(), str(exc)
+
+
+def save(path: Path, history: History) -> None:
+    """Atomic: write a temp file, flush it to disk, rename over; a kill at any point leaves a valid file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(encode(history))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)

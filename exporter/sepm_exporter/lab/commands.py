@@ -1,0 +1,133 @@
+"""`sepm-exporter lab ...`: each lab step as a command, so an incident can be driven by hand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sepm_exporter.lab import estate, hostile
+from sepm_exporter.lab.replay import INCIDENT, KEEP_KEY, replay
+
+
+def add_lab_parser(commands: Any) -> None:
+    lab = commands.add_parser("lab", help="build a SEPM lab and drive the certificate incident by hand")
+    steps = lab.add_subparsers(dest="step", required=True)
+    init = steps.add_parser("init", help="two replication partners on legacy SHA-1 certificates, groups, clients")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--groups", type=int, default=3)
+    init.add_argument("--clients", type=int, default=12)
+    init.add_argument("--heartbeat", type=int, default=300, help="seconds (default 300)")
+    init.add_argument("--randomization", type=int, default=0, help="RandomizationRange seconds; 0 is off")
+    init.add_argument("--mode", choices=("pull", "push"), default="pull")
+    init.add_argument("--signature-hash", choices=("sha1", "sha256", "md5"), default="sha1")
+    init.add_argument("--key-bits", type=int, default=1024)
+    init.add_argument("--certificate-age-days", type=float, default=3000.0)
+    init.add_argument("--valid-days", type=int, default=3650)
+    renew = steps.add_parser("renew", help="renew a server certificate, with or without a new key")
+    renew.add_argument("dir", type=Path)
+    renew.add_argument("server")
+    renew.add_argument("--new-key", action="store_true", help="tick 'generate new key' (the incident)")
+    renew.add_argument("--signature-hash", choices=("sha1", "sha256", "md5"), default="sha256")
+    renew.add_argument("--valid-days", type=int, default=3650)
+    renew.add_argument("--age-days", type=float, default=0.0, help="back-date not-before (tests expiry)")
+    publish = steps.add_parser("publish", help="the server rewrites every group's SyLink.xml in its outbox")
+    publish.add_argument("dir", type=Path)
+    publish.add_argument("server")
+    replicate = steps.add_parser("replicate", help="copy the group files from one partner to another")
+    replicate.add_argument("dir", type=Path)
+    replicate.add_argument("source")
+    replicate.add_argument("target")
+    pull = steps.add_parser("pull", help="a share of the clients download their group's file")
+    pull.add_argument("dir", type=Path)
+    pull.add_argument("--share", type=float, default=1.0)
+    pull.add_argument("--server")
+    pull.add_argument("--group")
+    drift = steps.add_parser("drift", help="one partner's copy of a group changes on its own")
+    drift.add_argument("dir", type=Path)
+    drift.add_argument("server")
+    drift.add_argument("group")
+    drift.add_argument("--heartbeat", type=int)
+    add_group = steps.add_parser("add-group", help="a group appears on every server")
+    add_group.add_argument("dir", type=Path)
+    remove_group = steps.add_parser("remove-group", help="a group vanishes from every server")
+    remove_group.add_argument("dir", type=Path)
+    remove_group.add_argument("group")
+    age = steps.add_parser("age", help="move every file's mtime back, as if time had passed")
+    age.add_argument("dir", type=Path)
+    age.add_argument("seconds", type=float)
+    bad = steps.add_parser("hostile", help="replace a file with a hostile or broken one")
+    bad.add_argument("dir", type=Path)
+    bad.add_argument("kind", choices=sorted(hostile.KINDS))
+    bad.add_argument("target", type=Path, help="file to replace, relative to the lab folder or absolute")
+    for name, text in (("vanish", "a server's share drops"), ("restore", "a server's share returns")):
+        step = steps.add_parser(name, help=text)
+        step.add_argument("dir", type=Path)
+        step.add_argument("server")
+    check = steps.add_parser("check", help="the exporter's report on the lab (same as `check --config`)")
+    check.add_argument("dir", type=Path)
+    run = steps.add_parser("replay", help="run the incident and print what an admin would have seen")
+    run.add_argument("dir", type=Path)
+    run.add_argument("--keep-key", action="store_true", help="the safe variant: renew without a new key")
+
+
+def _exporter_view(lab: estate.Lab) -> list[str]:
+    from sepm_exporter.cli import scan_once
+    from sepm_exporter.config import load_config
+    from sepm_exporter.findings import findings
+
+    exporter = scan_once(load_config(lab.config_path))
+    found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
+    critical = [f for f in found if f.severity.name == "CRITICAL"]
+    lines = [f"{f.severity.name} {f.subject}: {f.message}" for f in critical[:6]]
+    if len(critical) > 6:
+        lines.append(f"... and {len(critical) - 6} more critical findings")
+    return lines or ["nothing critical"]
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if args.step == "init":
+        lab = estate.init(
+            directory, groups=args.groups, clients=args.clients, heartbeat_seconds=args.heartbeat,
+            randomization_seconds=args.randomization, mode=args.mode, signature_hash=args.signature_hash,
+            key_bits=args.key_bits, certificate_age_days=args.certificate_age_days, valid_days=args.valid_days,
+        )
+        print(f"lab ready in {directory}; config: {lab.config_path}")
+        return 0
+    if args.step == "replay":
+        if not (directory / estate.LAB_FILE).exists():
+            estate.init(directory)
+        for line in replay(directory, KEEP_KEY if args.keep_key else INCIDENT, _exporter_view):
+            print(line)
+        return 0
+    lab = estate.Lab(directory)
+    if args.step == "renew":
+        lab.renew(args.server, new_key=args.new_key, signature_hash=args.signature_hash,
+                  valid_days=args.valid_days, age_days=args.age_days)
+    elif args.step == "publish":
+        print(f"{len(lab.publish(args.server))} group files written")
+    elif args.step == "replicate":
+        print(f"{lab.replicate(args.source, args.target)} files replicated")
+    elif args.step == "pull":
+        print(f"{len(lab.pull(args.share, args.server, args.group))} clients pulled")
+    elif args.step == "drift":
+        print(lab.drift(args.server, args.group, args.heartbeat))
+    elif args.step == "add-group":
+        print(lab.add_group())
+    elif args.step == "remove-group":
+        lab.remove_group(args.group)
+    elif args.step == "age":
+        print(f"{lab.age(args.seconds)} files aged")
+    elif args.step == "hostile":
+        target = args.target if args.target.is_absolute() else directory / args.target
+        lab.write_hostile(args.kind, target)
+    elif args.step == "vanish":
+        lab.vanish(args.server)
+    elif args.step == "restore":
+        lab.restore(args.server)
+    elif args.step == "check":
+        from sepm_exporter.cli import main
+
+        return main(["check", "--config", str(lab.config_path)])
+    return 0

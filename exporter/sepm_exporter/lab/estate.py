@@ -1,0 +1,349 @@
+"""A lab estate on disk: replication partners, groups, clients, and the steps admins and SEPM take.
+
+The lab's own bookkeeping lives in `lab.json` beside the trees, so each `sepm-exporter lab` step
+is a separate process, as an admin's actions are. Every write is atomic (temp file + rename), as
+a careful server writes, so a watcher never sees a half-written file unless a step asks for one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sepm_exporter import layout
+from sepm_exporter.lab import hostile, pki
+from sepm_exporter.lab.sylink_writer import SyLinkSpec, render, render_index2
+
+LAB_FILE = "lab.json"
+CONFIG_FILE = "sepm-exporter.yml"
+DEFAULT_SERVERS = (("SEPM1", "tokyo", "10.0.0.111"), ("SEPM2", "osaka", "10.0.1.111"))
+
+
+@dataclass
+class GroupSpec:
+    """A client group: its outbox folder ID and the communication settings of its SyLink.xml."""
+
+    group_id: str
+    name: str
+    heartbeat_seconds: int
+    randomization_seconds: int
+    mode: str
+    serial: int = 1
+
+
+@dataclass
+class ServerSpec:
+    """One SEPM: its name, replication site and the address clients use."""
+
+    name: str
+    site: str
+    address: str
+
+
+@dataclass
+class LabState:
+    """Everything the steps need to know between invocations."""
+
+    domain_id: str
+    kcs: str
+    servers: list[ServerSpec]
+    groups: list[GroupSpec]
+    clients: dict[str, str]  # client name -> group ID
+    seed: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp file + rename in the same folder: readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temp.write_bytes(data)
+    os.replace(temp, path)
+
+
+def _hex32(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:32].upper()
+
+
+class Lab:
+    """Operations on a lab folder; each method is one thing an admin or SEPM does."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        raw = json.loads((directory / LAB_FILE).read_text(encoding="utf-8"))
+        self.state = LabState(
+            domain_id=raw["domain_id"],
+            kcs=raw["kcs"],
+            servers=[ServerSpec(**s) for s in raw["servers"]],
+            groups=[GroupSpec(**g) for g in raw["groups"]],
+            clients=dict(raw["clients"]),
+            seed=raw.get("seed", 1),
+            extra=dict(raw.get("extra", {})),
+        )
+
+    # -- paths ------------------------------------------------------------------------------
+    def server_root(self, server: str) -> Path:
+        return self.directory / "servers" / server / "Symantec Endpoint Protection Manager"
+
+    def certificate_path(self, server: str) -> Path:
+        return self.server_root(server).joinpath(*layout.SERVER_CERTIFICATE)
+
+    def key_path(self, server: str) -> Path:
+        return self.server_root(server).joinpath(*layout.SERVER_PRIVATE_KEY)
+
+    def group_dir(self, server: str, group_id: str) -> Path:
+        return self.server_root(server).joinpath(*layout.OUTBOX_AGENT, group_id)
+
+    def sylink_path(self, server: str, group_id: str) -> Path:
+        return self.group_dir(server, group_id) / layout.SYLINK_NAME
+
+    @property
+    def clients_root(self) -> Path:
+        return self.directory / "clients"
+
+    def client_path(self, client: str) -> Path:
+        return self.clients_root / client / layout.SYLINK_NAME
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / CONFIG_FILE
+
+    def save(self) -> None:
+        atomic_write(self.directory / LAB_FILE, json.dumps(asdict(self.state), indent=2).encode("utf-8"))
+
+    def group(self, group_id: str) -> GroupSpec:
+        for group in self.state.groups:
+            if group.group_id == group_id.upper():
+                return group
+        raise KeyError(f"no group {group_id} in this lab")
+
+    def server(self, name: str) -> ServerSpec:
+        for server in self.state.servers:
+            if server.name == name:
+                return server
+        raise KeyError(f"no server {name} in this lab; known: {', '.join(s.name for s in self.state.servers)}")
+
+    # -- certificates -----------------------------------------------------------------------
+    def certificate_der(self, server: str) -> bytes:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        cert = x509.load_pem_x509_certificate(self.certificate_path(server).read_bytes())
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    def renew(
+        self,
+        server: str,
+        new_key: bool,
+        signature_hash: str = "sha256",
+        bits: int = 2048,
+        valid_days: int = 3650,
+        age_days: float = 0.0,
+    ) -> None:
+        """The SEPM console's certificate renewal, with or without "generate new key"."""
+        spec = self.server(server)
+        key = pki.new_key(bits) if new_key else pki.load_key(self.key_path(server).read_bytes())
+        not_before = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=age_days)
+        der = pki.self_signed(
+            key, spec.name, not_before, not_before + dt.timedelta(days=valid_days), signature_hash
+        )
+        if new_key:
+            atomic_write(self.key_path(server), pki.key_pem(key))
+        atomic_write(self.certificate_path(server), pki.pem(der))
+
+    # -- outbox -----------------------------------------------------------------------------
+    def sylink_spec(self, group: GroupSpec, heartbeat_seconds: int | None = None) -> SyLinkSpec:
+        servers = tuple(
+            (f"Priority{i + 1}", s.address, 8014, 443) for i, s in enumerate(self.state.servers)
+        )
+        certificates = tuple((s.name, self.certificate_der(s.name)) for s in self.state.servers)
+        return SyLinkSpec(
+            domain_id=self.state.domain_id,
+            kcs=self.state.kcs,
+            mode=group.mode,
+            heartbeat_seconds=heartbeat_seconds if heartbeat_seconds is not None else group.heartbeat_seconds,
+            randomization_seconds=group.randomization_seconds,
+            site=self.state.servers[0].site,
+            servers=servers,
+            certificates=certificates,
+            preferred_group=group.name,
+        )
+
+    def publish(self, server: str, group_ids: list[str] | None = None) -> list[Path]:
+        """SEPM rewrites the outbox: every group's SyLink.xml embeds the current certificates."""
+        self.server(server)
+        written = []
+        for group in self.state.groups:
+            if group_ids is not None and group.group_id not in group_ids:
+                continue
+            data = render(self.sylink_spec(group))
+            group.serial += 1
+            path = self.sylink_path(server, group.group_id)
+            atomic_write(path, data)
+            checksum = hashlib.md5(data, usedforsecurity=False).hexdigest().upper()
+            now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            atomic_write(path.with_name(layout.INDEX2_NAME), render_index2(group.serial, checksum, now_ms))
+            written.append(path)
+        self.save()
+        return written
+
+    def replicate(self, source: str, target: str) -> int:
+        """Replication: the target's outbox takes the source's group files byte for byte."""
+        count = 0
+        for group in self.state.groups:
+            for name in (layout.SYLINK_NAME, layout.INDEX2_NAME):
+                src = self.group_dir(source, group.group_id) / name
+                if src.exists():
+                    atomic_write(self.group_dir(target, group.group_id) / name, src.read_bytes())
+                    count += 1
+        return count
+
+    def drift(self, server: str, group_id: str, heartbeat_seconds: int | None = None) -> Path:
+        """One partner's copy of a group changes on its own (an edit that did not replicate)."""
+        group = self.group(group_id)
+        heartbeat = heartbeat_seconds if heartbeat_seconds is not None else group.heartbeat_seconds + 60
+        path = self.sylink_path(server, group.group_id)
+        atomic_write(path, render(self.sylink_spec(group, heartbeat)))
+        return path
+
+    def add_group(self, name: str | None = None) -> str:
+        """A group appears (created in the console, published by every server)."""
+        index = len(self.state.groups) + 1
+        template = self.state.groups[0]
+        group = GroupSpec(
+            group_id=_hex32(f"{self.state.domain_id}-group-{index}-{random.random()}"),
+            name=name or f"My Company\\Group {index}",
+            heartbeat_seconds=template.heartbeat_seconds,
+            randomization_seconds=template.randomization_seconds,
+            mode=template.mode,
+        )
+        self.state.groups.append(group)
+        for server in self.state.servers:
+            self.publish(server.name, [group.group_id])
+        return group.group_id
+
+    def remove_group(self, group_id: str) -> None:
+        """A group vanishes: its outbox folder goes on every server."""
+        group = self.group(group_id)
+        self.state.groups.remove(group)
+        for server in self.state.servers:
+            shutil.rmtree(self.group_dir(server.name, group.group_id), ignore_errors=True)
+        self.save()
+
+    # -- clients ----------------------------------------------------------------------------
+    def pull(self, share: float, server: str | None = None, group_id: str | None = None) -> list[str]:
+        """A share of the clients download their group's SyLink.xml; the rest keep what they hold."""
+        source = server or self.state.servers[0].name
+        rng = random.Random(self.state.seed)
+        self.state.seed += 1
+        names = sorted(n for n, g in self.state.clients.items() if group_id is None or g == group_id.upper())
+        chosen = sorted(rng.sample(names, round(len(names) * share))) if names else []
+        for name in chosen:
+            atomic_write(self.client_path(name), self.sylink_path(source, self.state.clients[name]).read_bytes())
+        self.save()
+        return chosen
+
+    # -- faults -----------------------------------------------------------------------------
+    def age(self, seconds: float) -> int:
+        """Move the clock of every file's mtime back, so tests need not wait out a heartbeat."""
+        count = 0
+        for path in self.directory.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.name != LAB_FILE:
+                stat = path.stat()
+                os.utime(path, (stat.st_atime - seconds, stat.st_mtime - seconds))
+                count += 1
+        return count
+
+    def write_hostile(self, kind: str, target: Path) -> None:
+        """Replace a file with a catalogue entry (see `hostile.KINDS`)."""
+        valid = target.read_bytes() if target.is_file() else render(self.sylink_spec(self.state.groups[0]))
+        atomic_write(target, hostile.payload(kind, valid))
+
+    def vanish(self, server: str) -> None:
+        """The share drops: the root disappears from this host's view."""
+        root = self.server_root(server)
+        root.rename(root.with_name(root.name + ".away"))
+
+    def restore(self, server: str) -> None:
+        """The share returns."""
+        root = self.server_root(server)
+        root.with_name(root.name + ".away").rename(root)
+
+
+def init(
+    directory: Path,
+    groups: int = 3,
+    clients: int = 12,
+    heartbeat_seconds: int = 300,
+    randomization_seconds: int = 0,
+    mode: str = "pull",
+    signature_hash: str = "sha1",
+    key_bits: int = 1024,
+    certificate_age_days: float = 3000.0,
+    valid_days: int = 3650,
+    seed: int = 1,
+    kcs: str | None = None,
+) -> Lab:
+    """Build a replicated pair on legacy certificates, its groups and a client collection."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    domain_id = _hex32(f"domain-{seed}")
+    state = LabState(
+        domain_id=domain_id,
+        kcs=kcs if kcs is not None else "".join(rng.choice("0123456789ABCDEF") for _ in range(32)),
+        servers=[ServerSpec(name, site, address) for name, site, address in DEFAULT_SERVERS],
+        groups=[
+            GroupSpec(
+                group_id=_hex32(f"{domain_id}-group-{i}"),
+                name=f"My Company\\Group {i}",
+                heartbeat_seconds=heartbeat_seconds,
+                randomization_seconds=randomization_seconds,
+                mode=mode,
+            )
+            for i in range(1, groups + 1)
+        ],
+        clients={},
+        seed=seed,
+    )
+    for i in range(1, clients + 1):
+        state.clients[f"WS-{i:04d}"] = state.groups[(i - 1) % groups].group_id
+    (directory / LAB_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
+    lab = Lab(directory)
+    for server in state.servers:
+        lab.renew(
+            server.name,
+            new_key=True,
+            signature_hash=signature_hash,
+            bits=key_bits,
+            valid_days=valid_days,
+            age_days=certificate_age_days,
+        )
+    for server in state.servers:
+        lab.publish(server.name)
+    lab.pull(1.0)
+    write_config(lab)
+    return lab
+
+
+def write_config(lab: Lab) -> Path:
+    """The exporter config for this lab, in the documented YAML format."""
+    lines = ["servers:"]
+    for server in lab.state.servers:
+        lines += [
+            f"  - name: {server.name}",
+            f"    site: {server.site}",
+            f"    root: {json.dumps(str(lab.server_root(server.name)), ensure_ascii=False)}",
+        ]
+    lines += [
+        "clients:",
+        f"  - collection: {json.dumps(str(lab.clients_root), ensure_ascii=False)}",
+        f"state_file: {json.dumps(str(lab.directory / 'state.json'), ensure_ascii=False)}",
+    ]
+    atomic_write(lab.config_path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return lab.config_path

@@ -1,0 +1,98 @@
+"""Hostile and broken files, as pure byte generators: each targets one error reason."""
+
+from __future__ import annotations
+
+import random
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + b"".join(
+        f' <!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n'.encode()
+        for i in range(1, 10)
+    )
+    + b"]>\n<ServerSettings>&lol9;</ServerSettings>\n"
+)
+
+EXTERNAL_ENTITY_FILE = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE s [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    b"<ServerSettings>&xxe;</ServerSettings>\n"
+)
+
+EXTERNAL_ENTITY_NETWORK = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE s [<!ENTITY xxe SYSTEM "http://127.0.0.1:9/x">]>\n'
+    b"<ServerSettings>&xxe;</ServerSettings>\n"
+)
+
+PARAMETER_ENTITY_DTD = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE s [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]>\n'
+    b"<ServerSettings/>\n"
+)
+
+PLAIN_DTD = b'<?xml version="1.0"?>\n<!DOCTYPE ServerSettings [<!ELEMENT ServerSettings ANY>]>\n<ServerSettings/>\n'
+
+WRONG_ENCODING = '<?xml version="1.0" encoding="UTF-8"?>\n<ServerSettings DomainId="caf\xe9"/>\n'.encode("latin-1")
+
+NOT_SYLINK = b'<?xml version="1.0" encoding="UTF-8"?>\n<html><body>error page</body></html>\n'
+
+PEM_GARBAGE = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+
+
+def random_bytes(size: int, seed: int = 7) -> bytes:
+    """Noise that cannot be mistaken for XML: it starts with a byte no XML document starts with."""
+    rng = random.Random(seed)
+    return b"\x00" + bytes(rng.getrandbits(8) for _ in range(size - 1))
+
+
+def truncated(data: bytes, fraction: float) -> bytes:
+    """The first part of a file, as a reader sees it while the writer is half-way."""
+    return data[: max(1, int(len(data) * fraction))]
+
+
+def huge(size: int) -> bytes:
+    """A well-formed but oversized file: the size cap must refuse it before parsing."""
+    head = b'<?xml version="1.0"?>\n<ServerSettings><Pad>'
+    tail = b"</Pad></ServerSettings>\n"
+    return head + b"A" * max(0, size - len(head) - len(tail)) + tail
+
+
+KINDS: dict[str, str] = {
+    "billion-laughs": "entity_expansion",
+    "external-entity": "external_entity",
+    "external-entity-network": "external_entity",
+    "parameter-entity": "external_entity",
+    "dtd": "unsafe_xml",
+    "truncated": "truncated_xml",
+    "random": "malformed_xml",
+    "empty": "empty",
+    "huge": "too_large",
+    "wrong-encoding": "bad_encoding",
+    "not-sylink": "not_sylink",
+}
+
+
+def payload(kind: str, valid: bytes) -> bytes:
+    """The bytes of one catalogue entry; `valid` is a real SyLink.xml to damage where that applies."""
+    match kind:
+        case "billion-laughs":
+            return BILLION_LAUGHS
+        case "external-entity":
+            return EXTERNAL_ENTITY_FILE
+        case "external-entity-network":
+            return EXTERNAL_ENTITY_NETWORK
+        case "parameter-entity":
+            return PARAMETER_ENTITY_DTD
+        case "dtd":
+            return PLAIN_DTD
+        case "truncated":
+            return truncated(valid, 0.5)
+        case "random":
+            return random_bytes(4096)
+        case "empty":
+            return b""
+        case "huge":
+            return huge(5 * 1024 * 1024)
+        case "wrong-encoding":
+            return WRONG_ENCODING
+        case "not-sylink":
+            return NOT_SYLINK
+    raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")

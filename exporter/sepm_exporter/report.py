@@ -1,0 +1,26 @@
+"""The `check` command's human report: per server, per group, clients, then every finding."""
+
+from __future__ import annotations
+
+from sepm_exporter.clients import ClientStatus
+from sepm_exporter.findings import Finding, ServerLine
+
+
+def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tuple[str, str], int]) -> str:
+    out = ["Servers:"]
+    for line in lines:
+        expiry = f"expires in {line.expires_in_days:.0f} d" if line.expires_in_days is not None else "no certificate"
+        state = "up" if line.root_up else "DOWN"
+        key = line.public_key_sha256[:16] or "-"
+        out.append(
+            f"  {line.server:<12} site={line.site or '-':<8} root={state:<4} {expiry}, "
+            f"{line.signature_hash or '-'} {line.key_bits or '-'}-bit, key {key}"
+        )
+    totals = {s.value: 0 for s in ClientStatus}
+    for (_group, state), count in counts.items():
+        totals[state] = totals.get(state, 0) + count
+    out.append("Clients: " + ", ".join(f"{state} {count}" for state, count in totals.items()))
+    out.append("Findings:" if found else "Findings: none")
+    for finding in found:
+        out.append(f"  {finding.severity.name:<8} {finding.subject}: {finding.message}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,175 @@
+"""From facts to samples: one function per area, each yielding (family, samples) in catalog order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sepm_exporter import __version__
+from sepm_exporter.catalog import BY_NAME, EVENT_KINDS, FAMILIES, Family
+from sepm_exporter.clients import ClientVerdict
+from sepm_exporter.exposition import Sample
+from sepm_exporter.history import History
+from sepm_exporter.inventory import Inventory, Observed
+from sepm_exporter.reasons import Reason
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Everything computed from the inventory for one rendering."""
+
+    replica_mismatch: dict[str, bool]
+    key_match: dict[tuple[str, str], bool]
+    verdicts: dict[str, ClientVerdict]
+    group_counts: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class SelfStats:
+    """The exporter's own counters and timings."""
+
+    scan_duration: float
+    last_scan: float
+    events: dict[str, int]
+    errors_total: dict[str, int]
+    state_file_ok: bool
+
+
+def errors(inventory: Inventory) -> Iterator[tuple[str, str, Observed[Any]]]:
+    """(server, client, observed) for every watched file: the callers pick the failing ones."""
+    for name, server in inventory.servers.items():
+        yield from ((name, "", o) for o in server.certificates.values())
+        for files in server.groups.values():
+            yield name, "", files.sylink
+            if files.index2 is not None:
+                yield name, "", files.index2
+        yield from ((name, "", o) for o in server.stray.values())
+    for client_name, client in inventory.clients.items():
+        yield "", client_name, client.sylink
+    yield from (("", c, o) for c, o in inventory.duplicates.items())
+
+
+def failing(inventory: Inventory) -> list[tuple[str, str, str, str, str]]:
+    """(server, client, file, reason, detail) for each problem; partial problems included."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for server, client, observed in errors(inventory):
+        if observed.reason is not None:
+            rows.append((server, client, observed.label, observed.reason.value, observed.detail))
+        problems = getattr(observed.facts, "problems", ())
+        for problem in problems:
+            rows.append((server, client, observed.label, problem.reason.value, problem.detail))
+    return rows
+
+
+def _server_families(inventory: Inventory, history: History, derived: Derived) -> dict[str, list[Sample]]:
+    out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES}
+    for name, server in inventory.servers.items():
+        site = server.config.site
+        for label, observed in server.certificates.items():
+            if observed.facts is None:
+                continue
+            leaf = observed.facts.leaf
+            out["sepm_certificate_not_after_timestamp_seconds"].append(((name, site, label), leaf.not_after))
+            out["sepm_certificate_not_before_timestamp_seconds"].append(((name, site, label), leaf.not_before))
+            out["sepm_certificate_info"].append(
+                (
+                    (name, site, label, leaf.subject, leaf.issuer, leaf.serial, leaf.signature_hash,
+                     leaf.key_algorithm, str(leaf.key_bits), leaf.public_key_sha256),
+                    1.0,
+                )
+            )
+            out["sepm_certificate_file_certificates"].append(((name, site, label), float(observed.facts.count)))
+        entry = history.servers.get(name)
+        if entry is not None and entry.changed_at is not None and entry.previous is not None:
+            out["sepm_server_key_changed_timestamp_seconds"].append(((name, site), entry.changed_at))
+            previous = entry.previous
+            out["sepm_server_previous_key_info"].append(
+                ((name, site, previous.public_key_sha256, previous.signature_hash, str(previous.key_bits)), 1.0)
+            )
+        for group_id, files in sorted(server.groups.items()):
+            facts = files.sylink.facts
+            mtime = files.sylink.mtime
+            if facts is None or mtime is None:
+                continue
+            ids = (name, site, group_id)
+            out["sepm_sylink_info"].append(
+                ((*ids, facts.sha256, facts.canonical_sha256, facts.domain_id, facts.mode), 1.0)
+            )
+            out["sepm_sylink_modified_timestamp_seconds"].append((ids, mtime))
+            if facts.heartbeat_seconds is not None:
+                out["sepm_sylink_heartbeat_seconds"].append((ids, float(facts.heartbeat_seconds)))
+            out["sepm_sylink_randomization_seconds"].append((ids, float(facts.randomization_seconds)))
+            for cert in facts.certificates:
+                if cert.facts is None:
+                    continue
+                out["sepm_sylink_certificate_info"].append(
+                    ((*ids, cert.name, cert.facts.public_key_sha256, cert.facts.signature_hash), 1.0)
+                )
+                out["sepm_sylink_certificate_not_after_timestamp_seconds"].append(
+                    ((*ids, cert.name), cert.facts.not_after)
+                )
+            match = derived.key_match.get((name, group_id))
+            if match is not None:
+                out["sepm_sylink_server_key_match"].append((ids, 1.0 if match else 0.0))
+            if files.index2 is not None and files.index2.facts is not None:
+                index = files.index2.facts
+                out["sepm_group_index_info"].append(((*ids, index.checksum, index.serial_number), 1.0))
+    for group_id, mismatch in sorted(derived.replica_mismatch.items()):
+        out["sepm_sylink_replica_mismatch"].append(((group_id,), 1.0 if mismatch else 0.0))
+    return out
+
+
+def _client_families(inventory: Inventory, derived: Derived, out: dict[str, list[Sample]]) -> None:
+    for name, client in sorted(inventory.clients.items()):
+        facts = client.sylink.facts
+        mtime = client.sylink.mtime
+        if facts is None or mtime is None:
+            continue
+        verdict = derived.verdicts.get(name)
+        group_id = verdict.group_id if verdict is not None else ""
+        out["sepm_client_sylink_info"].append(((name, group_id, facts.sha256, facts.canonical_sha256), 1.0))
+        out["sepm_client_sylink_modified_timestamp_seconds"].append(((name,), mtime))
+        if verdict is None:
+            continue
+        if verdict.current is not None:
+            out["sepm_client_sylink_current"].append(((name, group_id), 1.0 if verdict.current else 0.0))
+        if verdict.stale_since is not None:
+            out["sepm_client_sylink_stale_since_timestamp_seconds"].append(((name, group_id), verdict.stale_since))
+        if verdict.trusted is not None:
+            out["sepm_client_server_key_trusted"].append(((name,), 1.0 if verdict.trusted else 0.0))
+    for (group_id, state), count in sorted(derived.group_counts.items()):
+        out["sepm_group_clients"].append(((group_id, state), float(count)))
+
+
+def _self_families(inventory: Inventory, stats: SelfStats, out: dict[str, list[Sample]]) -> None:
+    out["sepm_exporter_build_info"].append(((__version__,), 1.0))
+    for name, server in inventory.servers.items():
+        out["sepm_exporter_root_up"].append(((name, ""), 1.0 if server.root_up else 0.0))
+    for key, collection in inventory.collections.items():
+        out["sepm_exporter_root_up"].append((("", key), 1.0 if collection.root_up else 0.0))
+    for server_name, client, label, reason, _detail in failing(inventory):
+        out["sepm_exporter_file_error"].append(((server_name, client, label, reason), 1.0))
+    for reason in Reason:
+        out["sepm_exporter_file_errors_total"].append(((reason.value,), float(stats.errors_total.get(reason.value, 0))))
+    groups = sum(len(s.groups) for s in inventory.servers.values())
+    certificates = sum(len(s.certificates) for s in inventory.servers.values())
+    out["sepm_exporter_files"].extend(
+        [(("server_certificate",), float(certificates)), (("group_sylink",), float(groups)),
+         (("client_sylink",), float(len(inventory.clients)))]
+    )
+    out["sepm_exporter_scan_duration_seconds"].append(((), stats.scan_duration))
+    out["sepm_exporter_last_scan_timestamp_seconds"].append(((), stats.last_scan))
+    for kind in EVENT_KINDS:
+        out["sepm_exporter_events_total"].append(((kind,), float(stats.events.get(kind, 0))))
+    out["sepm_exporter_state_file_ok"].append(((), 1.0 if stats.state_file_ok else 0.0))
+
+
+def families(
+    inventory: Inventory, history: History, derived: Derived, stats: SelfStats
+) -> list[tuple[Family, list[Sample]]]:
+    """All families in catalog order; empty families are still declared (HELP/TYPE) for discoverability."""
+    out = _server_families(inventory, history, derived)
+    _client_families(inventory, derived, out)
+    _self_families(inventory, stats, out)
+    return [(BY_NAME[f.name], out[f.name]) for f in FAMILIES]

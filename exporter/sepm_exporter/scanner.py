@@ -1,0 +1,206 @@
+"""Walking the watched roots into the inventory: stat first, read and parse only what changed.
+
+A scan of one unit (a server's certificates, one group folder, one client) is the same code
+whether a watchdog event or the periodic reconciliation asked for it: events are hints, this
+is the truth.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sepm_exporter import layout
+from sepm_exporter.certificate import CertificateFile, parse_certificate_file
+from sepm_exporter.config import ClientFile, Config, ServerConfig
+from sepm_exporter.files import read_capped, signature
+from sepm_exporter.index2 import Index2Facts, parse_index2
+from sepm_exporter.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
+from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.sylink import SyLinkFacts, parse_sylink
+
+T = TypeVar("T")
+
+
+def observe(
+    path: Path, label: str, parse: Callable[[bytes], T], previous: Observed[T] | None, max_bytes: int
+) -> Observed[T]:
+    """Stat, and re-read only when size, mtime or identity changed since the previous read."""
+    try:
+        sig = signature(path)
+    except ParseError as exc:
+        return Observed(path, label, None, None, exc.reason, exc.detail)
+    if previous is not None and previous.signature == sig:
+        return previous
+    try:
+        facts = parse(read_capped(path, max_bytes))
+    except ParseError as exc:
+        return Observed(path, label, sig, None, exc.reason, exc.detail)
+    return Observed(path, label, sig, facts)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _certificate_paths(server: ServerConfig) -> list[tuple[Path, str]]:
+    paths = [(server.root.joinpath(*layout.SERVER_CERTIFICATE), "/".join(layout.SERVER_CERTIFICATE))]
+    for extra in server.certificates:
+        full = extra if extra.is_absolute() else server.root / extra
+        paths.append((full, layout.relative_label(full, server.root)))
+    return paths
+
+
+class Scanner:
+    """Keeps the inventory in step with the disk; `counts` feeds the self-metrics."""
+
+    def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
+        self.config = config
+        self.inventory = inventory if inventory is not None else Inventory()
+        self.files_read = 0
+        for server in config.servers:
+            self.inventory.servers.setdefault(server.name, ServerState(config=server))
+        for collection in config.collections:
+            self.inventory.collections.setdefault(str(collection.path), CollectionState(path=collection.path))
+
+    def _sylink(self, data: bytes) -> SyLinkFacts:
+        self.files_read += 1
+        return parse_sylink(data, self.config.max_file_bytes)
+
+    def _index2(self, data: bytes) -> Index2Facts:
+        return parse_index2(data, self.config.max_file_bytes)
+
+    def _certificate(self, data: bytes) -> CertificateFile:
+        self.files_read += 1
+        return parse_certificate_file(data)
+
+    # -- servers ----------------------------------------------------------------------------
+    def scan_server(self, name: str) -> None:
+        """The whole tree of one server: certificates and every group folder."""
+        state = self.inventory.servers[name]
+        state.root_up = _is_dir(state.config.root)
+        if not state.root_up:
+            return  # keep the last known facts: a dropped share is not a deleted server
+        self.scan_certificates(name)
+        outbox = state.config.root.joinpath(*layout.OUTBOX_AGENT)
+        try:
+            entries = {entry.name: entry for entry in os.scandir(outbox)}
+        except OSError:
+            entries = {}
+        seen: set[str] = set()
+        stray: dict[str, Observed[None]] = {}
+        for entry_name in entries:
+            if layout.is_group_id(entry_name):
+                seen.add(entry_name)
+                self.scan_group(name, entry_name)
+            elif _is_dir(outbox / entry_name) and (outbox / entry_name / layout.SYLINK_NAME).exists():
+                label = layout.relative_label(outbox / entry_name / layout.SYLINK_NAME, state.config.root)
+                stray[label] = Observed(
+                    outbox / entry_name, label, None, None, Reason.BAD_GROUP_FOLDER,
+                    "outbox folder holds a SyLink.xml but its name is not a 32-hex group ID",
+                )
+        state.stray = stray
+        for group_id in [g for g in state.groups if g not in seen]:
+            del state.groups[group_id]
+
+    def scan_certificates(self, name: str) -> None:
+        state = self.inventory.servers[name]
+        for path, label in _certificate_paths(state.config):
+            state.certificates[label] = observe(
+                path, label, self._certificate, state.certificates.get(label), self.config.max_file_bytes
+            )
+
+    def scan_group(self, name: str, group_id: str) -> None:
+        """One outbox folder; a folder without SyLink.xml is no group (yet)."""
+        state = self.inventory.servers[name]
+        folder = state.config.root.joinpath(*layout.OUTBOX_AGENT, group_id)
+        sylink_path = folder / layout.SYLINK_NAME
+        if not os.path.lexists(sylink_path):
+            state.groups.pop(group_id, None)
+            return
+        previous = state.groups.get(group_id)
+        label = layout.relative_label(sylink_path, state.config.root)
+        sylink = observe(
+            sylink_path, label, self._sylink, previous.sylink if previous else None, self.config.max_file_bytes
+        )
+        index_path = folder / layout.INDEX2_NAME
+        index2: Observed[Index2Facts] | None = None
+        if os.path.lexists(index_path):
+            index2 = observe(
+                index_path,
+                layout.relative_label(index_path, state.config.root),
+                self._index2,
+                previous.index2 if previous else None,
+                self.config.max_file_bytes,
+            )
+        state.groups[group_id] = GroupFiles(sylink=sylink, index2=index2)
+
+    # -- clients ----------------------------------------------------------------------------
+    def scan_collection(self, key: str) -> None:
+        """Every client sub-folder of one collection; clients that went are forgotten."""
+        collection = self.inventory.collections[key]
+        collection.root_up = _is_dir(collection.path)
+        if not collection.root_up:
+            return
+        try:
+            names = [e.name for e in os.scandir(collection.path)]
+        except OSError:
+            collection.root_up = False
+            return
+        present = set()
+        for client in names:
+            if self.scan_collection_client(key, client):
+                present.add(client)
+        for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
+            del self.inventory.clients[client]
+        for client in [c for c, s in self.inventory.duplicates.items() if s.path.parent.parent == collection.path]:
+            if client not in present:
+                del self.inventory.duplicates[client]
+
+    def scan_collection_client(self, key: str, client: str) -> bool:
+        """One client folder of a collection; False when it holds no SyLink.xml."""
+        collection = self.inventory.collections[key]
+        path = collection.path / client / layout.SYLINK_NAME
+        if not os.path.lexists(path):
+            existing = self.inventory.clients.get(client)
+            if existing is not None and existing.root == key:
+                del self.inventory.clients[client]
+            return False
+        label = f"{client}/{layout.SYLINK_NAME}"
+        existing = self.inventory.clients.get(client)
+        if existing is not None and existing.root != key:
+            # The name is taken by another collection or a configured file: two series with one label
+            # set would fail the whole scrape, so the second file is reported, not published.
+            self.inventory.duplicates[client] = Observed(
+                path, label, None, None, Reason.DUPLICATE_CLIENT, f"client name already taken by {existing.root or 'config'}"
+            )
+            return True
+        previous = existing.sylink if existing is not None else None
+        self.inventory.clients[client] = ClientState(
+            client, key, observe(path, label, self._sylink, previous, self.config.max_file_bytes)
+        )
+        return True
+
+    def scan_client_file(self, client: ClientFile) -> None:
+        existing = self.inventory.clients.get(client.name)
+        previous = existing.sylink if existing is not None and existing.root == "" else None
+        self.inventory.clients[client.name] = ClientState(
+            client.name,
+            "",
+            observe(client.file, client.file.name, self._sylink, previous, self.config.max_file_bytes),
+        )
+
+    # -- everything ---------------------------------------------------------------------------
+    def scan_all(self) -> None:
+        """The reconciliation scan: every unit, cheap where nothing changed."""
+        for client in self.config.client_files:  # configured names win over collection folders
+            self.scan_client_file(client)
+        for name in self.inventory.servers:
+            self.scan_server(name)
+        for key in self.inventory.collections:
+            self.scan_collection(key)

@@ -1,0 +1,162 @@
+"""SyLink.xml facts: mode, heartbeat, server list and embedded certificates, never the Kcs secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+from sepm_exporter.certificate import CertificateFacts, parse_der
+from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.xmlsafe import DEFAULT_MAX_BYTES, canonical_sha256, local_name, parse_xml
+
+_WHITESPACE = re.compile(r"\s+")
+
+# Attribute names that carry a port. `HttpsPort` is inferred, not seen in a sample file: kept here
+# as knowledge a later release can extend without touching the parser.
+HTTP_PORT_ATTRIBUTES = ("HttpPort",)
+HTTPS_PORT_ATTRIBUTES = ("HttpsPort", "HTTPSPort", "SslPort")
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    """One management server a client may contact, in priority order."""
+
+    priority: str
+    address: str
+    http_port: int | None
+    https_port: int | None
+
+
+@dataclass(frozen=True)
+class EmbeddedCertificate:
+    """A certificate from ServerCertList; `facts` is None when it does not decode."""
+
+    name: str
+    facts: CertificateFacts | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A part of a file that failed while the rest was read."""
+
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True)
+class SyLinkFacts:
+    """Everything the exporter publishes about one SyLink.xml."""
+
+    sha256: str
+    canonical_sha256: str
+    domain_id: str
+    mode: str  # "push", "pull" or "" when the file does not say
+    heartbeat_seconds: int | None
+    randomization_seconds: int
+    servers: tuple[ServerEntry, ...]
+    certificates: tuple[EmbeddedCertificate, ...]
+    preferred_group: str
+    problems: tuple[Problem, ...]
+
+    def key_digests(self) -> frozenset[str]:
+        """Public keys the file lets a client trust."""
+        return frozenset(c.facts.public_key_sha256 for c in self.certificates if c.facts is not None)
+
+
+def _int_attribute(element: etree._Element | None, *names: str) -> int | None:
+    if element is None:
+        return None
+    for name in names:
+        value = element.get(name)
+        if value is not None:
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _first(root: etree._Element, name: str) -> etree._Element | None:
+    for element in root.iter():
+        if local_name(element) == name:
+            return element
+    return None
+
+
+def _all(root: etree._Element, name: str) -> list[etree._Element]:
+    return [e for e in root.iter() if local_name(e) == name]
+
+
+def decode_embedded(text: str) -> bytes:
+    """Base64 as SyLink wraps it: 76-column lines ending in `&#13;` and a newline."""
+    return base64.b64decode(_WHITESPACE.sub("", text), validate=True)
+
+
+def _certificates(root: etree._Element) -> tuple[tuple[EmbeddedCertificate, ...], tuple[Problem, ...]]:
+    certificates: list[EmbeddedCertificate] = []
+    problems: list[Problem] = []
+    for index, element in enumerate(_all(root, "Certificate")):
+        name = element.get("Name") or f"#{index + 1}"
+        try:
+            facts: CertificateFacts | None = parse_der(decode_embedded(element.text or ""))
+        except (binascii.Error, ValueError):
+            facts = None
+            problems.append(Problem(Reason.BAD_CERTIFICATE, f"embedded certificate {name!r}: not base64"))
+        except ParseError as exc:
+            facts = None
+            problems.append(Problem(Reason.BAD_CERTIFICATE, f"embedded certificate {name!r}: {exc.detail}"))
+        certificates.append(EmbeddedCertificate(name=name, facts=facts))
+    return tuple(certificates), tuple(problems)
+
+
+def _servers(root: etree._Element) -> tuple[ServerEntry, ...]:
+    entries: list[ServerEntry] = []
+    for block in _all(root, "ServerPriorityBlock"):
+        priority = block.get("Name", "")
+        for server in block:
+            if local_name(server) != "Server":
+                continue
+            entries.append(
+                ServerEntry(
+                    priority=priority,
+                    address=server.get("Address", ""),
+                    http_port=_int_attribute(server, *HTTP_PORT_ATTRIBUTES),
+                    https_port=_int_attribute(server, *HTTPS_PORT_ATTRIBUTES),
+                )
+            )
+    return tuple(entries)
+
+
+def parse_sylink(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> SyLinkFacts:
+    """Facts of a SyLink.xml; ParseError when the file as a whole is unusable."""
+    root = parse_xml(data, max_bytes)
+    if local_name(root) != "ServerSettings":
+        raise ParseError(Reason.NOT_SYLINK, f"root element is {local_name(root)!r}, not 'ServerSettings'")
+    setting = _first(root, "AgentCommunicationSetting")
+    mode = (setting.get("CommunicationMode", "") if setting is not None else "").strip().lower()
+    if mode == "push":
+        heartbeat = _int_attribute(setting, "PushHeartbeatSeconds", "PullHeartbeatSeconds")
+    else:
+        heartbeat = _int_attribute(setting, "PullHeartbeatSeconds", "PushHeartbeatSeconds")
+    randomization = 0
+    if setting is not None and setting.get("RandomizationEnabled", "0").strip() == "1":
+        randomization = _int_attribute(setting, "RandomizationRange") or 0
+    register = _first(root, "RegisterClient")
+    certificates, problems = _certificates(root)
+    return SyLinkFacts(
+        sha256=hashlib.sha256(data).hexdigest(),
+        canonical_sha256=canonical_sha256(root),
+        domain_id=root.get("DomainId", ""),
+        mode=mode if mode in ("push", "pull") else "",
+        heartbeat_seconds=heartbeat,
+        randomization_seconds=randomization,
+        servers=_servers(root),
+        certificates=certificates,
+        preferred_group=register.get("PreferredGroup", "") if register is not None else "",
+        problems=problems,
+    )

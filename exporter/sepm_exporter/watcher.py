@@ -1,0 +1,263 @@
+"""Watching: watchdog events as hints, debounced into targeted re-reads, plus a reconciliation loop.
+
+Events never carry facts: a path that changed only tells which unit (a server's certificates,
+one group folder, one client) to re-stat. inotify sees nothing on SMB/NFS shares, so `poll` (or
+`auto` on a network file system) uses watchdog's polling observer instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from sepm_exporter import layout
+from sepm_exporter.runtime import Exporter
+
+log = logging.getLogger("sepm_exporter")
+
+NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.sshfs", "9p", "afs", "ncpfs", "davfs"})
+
+Unit = tuple[str, ...]
+
+
+def filesystem_type(path: Path, mounts: str) -> str:
+    """The type of the mount that holds `path`, from /proc/mounts text (longest mount point wins)."""
+    best, kind = "", ""
+    target = str(path)
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
+
+
+def needs_polling(path: Path) -> bool:
+    """True for a UNC path on Windows or a network mount on Linux; unknown means events."""
+    text = str(path)
+    if text.startswith(("\\\\", "//")):
+        return True
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="replace") as handle:
+                return filesystem_type(path, handle.read()) in NETWORK_FILESYSTEMS
+        except OSError:
+            return False
+    return False
+
+
+def unit_of(exporter: Exporter, path: Path) -> Unit | None:
+    """Which re-read a changed path calls for, or None when it is none of ours."""
+    config = exporter.config
+    for client in config.client_files:
+        if path == client.file or path.parent == client.file.parent:
+            return ("client_file", client.name)
+    for server in config.servers:
+        try:
+            parts = path.relative_to(server.root).parts
+        except ValueError:
+            continue
+        outbox = layout.OUTBOX_AGENT
+        # A file inside a group folder: re-read that group only. The folder itself: the whole server.
+        if parts[: len(outbox)] == outbox and len(parts) > len(outbox) + 1 and layout.is_group_id(parts[len(outbox)]):
+            return ("group", server.name, parts[len(outbox)])
+        if parts[:3] == layout.SERVER_CERTIFICATE[:3] and len(parts) > 3:
+            return ("certificates", server.name)
+        return ("server", server.name)
+    for collection in config.collections:
+        try:
+            parts = path.relative_to(collection.path).parts
+        except ValueError:
+            continue
+        if len(parts) >= 2:
+            return ("client", str(collection.path), parts[0])
+        return ("collection", str(collection.path))
+    return None
+
+
+def apply(exporter: Exporter, units: set[Unit]) -> None:
+    """Re-read the units; a coarse unit makes the finer ones under it redundant."""
+    scanner = exporter.scanner
+    with exporter.lock:
+        whole_servers = {u[1] for u in units if u[0] == "server"}
+        whole_collections = {u[1] for u in units if u[0] == "collection"}
+        for unit in sorted(units):
+            kind = unit[0]
+            if kind == "server":
+                scanner.scan_server(unit[1])
+            elif kind == "certificates" and unit[1] not in whole_servers:
+                scanner.scan_certificates(unit[1])
+            elif kind == "group" and unit[1] not in whole_servers:
+                scanner.scan_group(unit[1], unit[2])
+            elif kind == "collection":
+                scanner.scan_collection(unit[1])
+            elif kind == "client" and unit[1] not in whole_collections:
+                scanner.scan_collection_client(unit[1], unit[2])
+            elif kind == "client_file":
+                for client in exporter.config.client_files:
+                    if client.name == unit[1]:
+                        scanner.scan_client_file(client)
+        exporter.refresh()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed", "closed_no_write"):
+            return
+        kind = event.event_type if event.event_type in ("created", "modified", "deleted", "moved") else "modified"
+        paths = [event.src_path]
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            paths.append(dest)
+        self.watcher.hint(kind, [os.fsdecode(p) for p in paths])
+
+
+class Watcher:
+    """Owns the observer, the debounce worker and the reconciliation loop."""
+
+    def __init__(self, exporter: Exporter, mode: str = "auto") -> None:
+        self.exporter = exporter
+        self.mode = mode
+        self.stop_event = threading.Event()
+        self.pending: dict[Unit, float] = {}
+        self.pending_lock = threading.Condition()
+        self.observers: dict[str, BaseObserver] = {}
+        self.threads = [
+            threading.Thread(target=self._debounce_loop, name="debounce", daemon=True),
+            threading.Thread(target=self._reconcile_loop, name="reconcile", daemon=True),
+        ]
+
+    def roots(self) -> list[Path]:
+        config = self.exporter.config
+        roots = [s.root for s in config.servers] + [c.path for c in config.collections]
+        roots += list({f.file.parent for f in config.client_files})
+        return roots
+
+    def _polled(self, root: Path) -> bool:
+        return self.mode == "poll" or (self.mode == "auto" and needs_polling(root))
+
+    def _observer(self) -> BaseObserver:
+        if "events" not in self.observers:
+            observer = Observer()
+            observer.daemon = True
+            observer.start()
+            self.observers["events"] = observer
+        return self.observers["events"]
+
+    def _schedule(self) -> None:
+        """Attach event watches to roots that exist and have none; polled roots need no watch.
+
+        Polling is the scanner's own stat pass every poll interval: it compares (mtime, size, inode)
+        as a polling observer would, without keeping a second snapshot of the tree.
+        """
+        for root in self.roots():
+            key = str(root)
+            if key in self._watched or not root.is_dir():
+                continue
+            if self._polled(root):
+                self.polling = True
+                continue
+            try:
+                watch = self._observer().schedule(_Handler(self), key, recursive=True)
+            except OSError as exc:
+                log.warning("cannot watch root", extra={"file": key, "detail": exc.strerror or type(exc).__name__})
+                continue
+            self._watched[key] = watch
+
+    def _reset_watches(self) -> None:
+        """A root went or came back: its old watch is dead (inotify) or stale (polling), so start over."""
+        for observer in self.observers.values():
+            observer.unschedule_all()
+        self._watched.clear()
+        self._schedule()
+
+    def start(self) -> None:
+        self._watched: dict[str, object] = {}
+        self.polling = False
+        self._schedule()
+        log.info("watching", extra={"mode": "poll" if self.polling else "events", "roots": len(self.roots())})
+        for thread in self.threads:
+            thread.start()
+
+    def hint(self, kind: str, paths: list[str]) -> None:
+        """Called from observer threads: note what to re-read, and when it may be read."""
+        self.exporter.count_event(kind)
+        due = time.monotonic() + self.exporter.config.debounce
+        with self.pending_lock:
+            for text in paths:
+                unit = unit_of(self.exporter, Path(text))
+                if unit is not None:
+                    self.pending[unit] = due  # each new event pushes the read back: wait for quiet
+            self.pending_lock.notify()
+
+    def _debounce_loop(self) -> None:
+        while not self.stop_event.is_set():
+            with self.pending_lock:
+                if not self.pending:
+                    self.pending_lock.wait(timeout=0.5)
+                    continue
+                now = time.monotonic()
+                ready = {u for u, due in self.pending.items() if due <= now}
+                if not ready:
+                    self.pending_lock.wait(timeout=max(0.01, min(self.pending.values()) - now))
+                    continue
+                for unit in ready:
+                    del self.pending[unit]
+            try:
+                apply(self.exporter, ready)
+            except Exception:  # a bug in one re-read must not stop the watcher
+                log.exception("re-read failed; the reconciliation scan will retry")
+
+    def _reconcile_loop(self) -> None:
+        config = self.exporter.config
+        check_every = min(config.poll_interval, config.reconcile_interval)
+        next_full = time.monotonic() + config.reconcile_interval
+        while not self.stop_event.wait(check_every):
+            roots_changed = self._roots_changed()
+            if roots_changed:
+                self._reset_watches()
+            else:
+                self._schedule()
+            now = time.monotonic()
+            if roots_changed or self.polling or now >= next_full:
+                try:
+                    self.exporter.full_scan()
+                except Exception:
+                    log.exception("reconciliation scan failed")
+                # After a root returns, a new watch starts asynchronously: scan once more soon after,
+                # so a change made while it started is not left for the next full reconciliation.
+                next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
+
+    def _roots_changed(self) -> bool:
+        inventory = self.exporter.scanner.inventory
+        for name, server in inventory.servers.items():
+            if server.root_up != server.config.root.is_dir():
+                log.info("root state changed", extra={"server": name, "up": not server.root_up})
+                return True
+        for key, collection in inventory.collections.items():
+            if collection.root_up != collection.path.is_dir():
+                log.info("root state changed", extra={"client_root": key, "up": not collection.root_up})
+                return True
+        return False
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self.pending_lock:
+            self.pending_lock.notify_all()
+        for observer in self.observers.values():
+            observer.stop()
+        for observer in self.observers.values():
+            observer.join(timeout=5)

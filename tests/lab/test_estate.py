@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from sepm_exporter import layout
+from sepm_exporter.config import load_config
+from sepm_exporter.lab import estate
+
+
+def test_init_writes_the_real_layout(lab: estate.Lab) -> None:
+    for server in ("SEPM1", "SEPM2"):
+        root = lab.server_root(server)
+        assert root.joinpath(*layout.SERVER_CERTIFICATE).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        assert root.joinpath(*layout.SERVER_PRIVATE_KEY).read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+        groups = sorted(p.name for p in root.joinpath(*layout.OUTBOX_AGENT).iterdir())
+        assert groups == sorted(g.group_id for g in lab.state.groups)
+        assert all(layout.is_group_id(g) for g in groups)
+        for group in groups:
+            assert (root.joinpath(*layout.OUTBOX_AGENT, group, layout.SYLINK_NAME)).is_file()
+            assert (root.joinpath(*layout.OUTBOX_AGENT, group, layout.INDEX2_NAME)).is_file()
+    assert sorted(p.name for p in lab.clients_root.iterdir()) == [f"WS-{i:04d}" for i in range(1, 13)]
+    assert [(s.name, s.site) for s in lab.state.servers] == [("SEPM1", "tokyo"), ("SEPM2", "osaka")]
+
+
+def test_config_written_by_init_loads(lab: estate.Lab) -> None:
+    config = load_config(lab.config_path)
+    assert [s.name for s in config.servers] == ["SEPM1", "SEPM2"]
+    assert config.collections[0].path == lab.clients_root
+    assert config.state_file == lab.directory / "state.json"
+
+
+def test_partners_start_identical_and_replicate_byte_for_byte(lab: estate.Lab) -> None:
+    group = lab.state.groups[0].group_id
+    assert lab.sylink_path("SEPM1", group).read_bytes() == lab.sylink_path("SEPM2", group).read_bytes()
+    lab.drift("SEPM2", group)
+    assert lab.sylink_path("SEPM1", group).read_bytes() != lab.sylink_path("SEPM2", group).read_bytes()
+    lab.replicate("SEPM1", "SEPM2")
+    assert lab.sylink_path("SEPM1", group).read_bytes() == lab.sylink_path("SEPM2", group).read_bytes()
+
+
+def test_renew_keeps_or_replaces_the_key(lab: estate.Lab) -> None:
+    key_before = lab.key_path("SEPM1").read_bytes()
+    cert_before = lab.certificate_path("SEPM1").read_bytes()
+    lab.renew("SEPM1", new_key=False)
+    assert lab.key_path("SEPM1").read_bytes() == key_before
+    assert lab.certificate_path("SEPM1").read_bytes() != cert_before
+    lab.renew("SEPM1", new_key=True)
+    assert lab.key_path("SEPM1").read_bytes() != key_before
+
+
+def test_pull_moves_only_the_chosen_share(lab: estate.Lab) -> None:
+    lab.renew("SEPM1", new_key=True)
+    lab.publish("SEPM1")
+    pulled = lab.pull(0.5)
+    assert len(pulled) == 6
+    for name, group in lab.state.clients.items():
+        same = lab.client_path(name).read_bytes() == lab.sylink_path("SEPM1", group).read_bytes()
+        assert same == (name in pulled)
+
+
+def test_age_moves_mtimes_back(lab: estate.Lab) -> None:
+    path = lab.client_path("WS-0001")
+    before = path.stat().st_mtime
+    lab.age(3600)
+    assert abs(path.stat().st_mtime - (before - 3600)) < 1
+
+
+def test_groups_appear_and_vanish(lab: estate.Lab) -> None:
+    group = lab.add_group()
+    assert lab.sylink_path("SEPM2", group).is_file()
+    lab.remove_group(group)
+    assert not lab.group_dir("SEPM1", group).exists()
+
+
+def test_lab_survives_a_japanese_folder_name(tmp_path: Path) -> None:
+    lab = estate.init(tmp_path / "ラボ", groups=1, clients=2)
+    assert load_config(lab.config_path).servers[0].root.is_dir()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import one
+from sepm_exporter.lab import estate
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sepm_exporter", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_metrics_prints_the_exposition(lab: estate.Lab) -> None:
+    result = run("metrics", "--config", str(lab.config_path))
+    assert result.returncode == 0, result.stderr
+    assert one(result.stdout.encode(), "sepm_exporter_root_up", server="SEPM1") == 1
+
+
+def test_unusable_config_exits_1_with_key_paths(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text("servers:\n  - name: S\n", encoding="utf-8")
+    result = run("metrics", "--config", str(tmp_path / "c.yml"))
+    assert result.returncode == 1
+    assert "config error: servers[0].root: required" in result.stderr
+
+
+def test_check_exits_0_when_healthy_and_2_when_clients_are_stranded(lab: estate.Lab) -> None:
+    healthy = run("check", "--config", str(lab.config_path))
+    assert healthy.returncode == 0, healthy.stdout
+    assert "SEPM1" in healthy.stdout and "current 12" in healthy.stdout
+    for server in ("SEPM1", "SEPM2"):
+        lab.renew(server, new_key=True)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    broken = run("check", "--config", str(lab.config_path))
+    assert broken.returncode == 2
+    assert "CRITICAL client WS-0001: SyLink.xml embeds no current server key" in broken.stdout
+    assert "untrusted 12" in broken.stdout
+
+
+def test_textfile_writes_prom_file_atomically(lab: estate.Lab, tmp_path: Path) -> None:
+    out = tmp_path / "sepm.prom"
+    result = run("textfile", "--config", str(lab.config_path), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf") and data.endswith(b"\n")
+    assert one(data, "sepm_exporter_root_up", server="SEPM2") == 1
+    assert run("textfile", "--config", str(lab.config_path), "--output", str(tmp_path / "x.txt")).returncode == 1
+
+
+def test_lab_replay_prints_what_the_admin_saw(tmp_path: Path) -> None:
+    result = run("lab", "replay", str(tmp_path / "lab"))
+    assert result.returncode == 0, result.stderr
+    assert "group SyLink.xml identical on all partners: yes" in result.stdout
+    assert "CRITICAL server SEPM1: public key changed (previous key signed with sha1)" in result.stdout
+    keep = run("lab", "replay", str(tmp_path / "lab2"), "--keep-key")
+    assert "public key changed" not in keep.stdout and "CRITICAL client" not in keep.stdout

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path, PureWindowsPath
+
+import pytest
+
+from sepm_exporter.config import ConfigError, load_config, parse_config
+from sepm_exporter.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE, relative_label
+
+
+def test_every_problem_at_once_with_its_key_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "servers": [{"name": "SEPM1", "root": "/a"}, {"name": "SEPM1"}, {"root": 3, "colour": "red"}],
+                "clients": [{"name": "WS", "file": "/x"}, {"name": "WS", "file": "/y"}],
+                "watch": {"mode": "sometimes"},
+                "bogus": 1,
+            }
+        )
+    problems = caught.value.problems
+    assert "servers[1].root: required" in problems
+    assert "servers[1].name: duplicate server name 'SEPM1'" in problems
+    assert any(p.startswith("servers[2].colour: unknown key") for p in problems)
+    assert any(p.startswith("servers[2].root: must be a non-empty string") for p in problems)
+    assert "clients[1].name: duplicate client name 'WS'" in problems
+    assert any(p.startswith("watch.mode:") for p in problems)
+    assert any(p.startswith("bogus: unknown key") for p in problems)
+
+
+def test_missing_root_is_not_a_config_error(tmp_path: Path) -> None:
+    config = parse_config({"servers": [{"name": "S", "root": str(tmp_path / "absent")}]})
+    assert config.servers[0].root == tmp_path / "absent"
+
+
+def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text("servers:\n  - name: S\n    root: trees/S\nstate_file: s.json\n", encoding="utf-8")
+    config = load_config(tmp_path / "c.yml")
+    assert config.servers[0].root == tmp_path / "trees" / "S"
+    assert config.state_file == tmp_path / "s.json"
+
+
+def test_windows_style_config_keeps_its_paths(tmp_path: Path) -> None:
+    text = (
+        "servers:\n  - name: SEPM1\n    site: tokyo\n"
+        "    root: 'C:\\Program Files (x86)\\Symantec\\Symantec Endpoint Protection Manager'\n"
+        "clients:\n  - name: WS-0042\n"
+        "    file: 'C:\\ProgramData\\Symantec\\Symantec Endpoint Protection\\CurrentVersion\\Data\\Config\\SyLink.xml'\n"
+    )
+    (tmp_path / "w.yml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "w.yml")
+    root = PureWindowsPath(str(config.servers[0].root).replace(str(tmp_path) + "/", ""))
+    assert root == DEFAULT_WINDOWS_ROOTS[0]
+    cert = root.joinpath(*SERVER_CERTIFICATE)
+    assert str(cert).endswith(r"Protection Manager\apache\conf\ssl\server.crt")
+    assert relative_label(cert, root) == "apache/conf/ssl/server.crt"
+
+
+def test_unreadable_yaml_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text("servers: [\n  - :\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "bad.yml")
+    assert "not valid YAML (line" in caught.value.problems[0]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import signal
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from conftest import one
+from helpers import free_port, get, start_exporter, stop
+from sepm_exporter.lab import estate, pki
+
+
+def test_endpoints_and_clean_sigterm(lab: estate.Lab, tmp_path: Path) -> None:
+    port = free_port()
+    process = start_exporter(lab.config_path, port, log=tmp_path / "log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert one(get(base + "/metrics"), "sepm_exporter_root_up", server="SEPM1") == 1
+        assert b"process_resident_memory_bytes" in get(base + "/metrics")
+        assert get(base + "/-/healthy") == b"Healthy.\n"
+        page = get(base + "/").decode()
+        assert 'href="/metrics"' in page and "SEPM1" in page and "sha1" in page
+        request = urllib.request.Request(base + "/metrics", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            get(base + "/nope")
+        assert missing.value.code == 404
+    finally:
+        assert stop(process) == 0  # SIGTERM ends it cleanly
+    assert process.returncode == 0 and signal.SIGTERM
+
+
+def _web_config(tmp_path: Path) -> Path:
+    key = pki.new_key(2048)
+    now = dt.datetime.now(dt.UTC)
+    (tmp_path / "tls.crt").write_bytes(pki.pem(pki.self_signed(key, "localhost", now, now + dt.timedelta(days=1))))
+    (tmp_path / "tls.key").write_bytes(pki.key_pem(key))
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    path = tmp_path / "web.yml"
+    path.write_text(
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS12\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_tls_and_basic_auth(lab: estate.Lab, tmp_path: Path) -> None:
+    port = free_port()
+    process = None
+    web = _web_config(tmp_path)
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+         "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(web)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+    context.check_hostname = False
+    url = f"https://127.0.0.1:{port}/metrics"
+
+    def fetch(user: str | None, password: str = "") -> int:
+        headers = {}
+        if user is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), context=context, timeout=5) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        from helpers import wait_for
+
+        assert wait_for(lambda: fetch("prometheus", "s3cret") == 200 or None, timeout=30)
+        assert fetch("prometheus", "wrong") == 401
+        assert fetch(None) == 401
+        assert fetch("nobody", "s3cret") == 401
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            get(f"http://127.0.0.1:{port}/metrics")  # plain HTTP to the TLS port is refused
+    finally:
+        stop(process)
