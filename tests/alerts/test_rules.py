@@ -1,0 +1,72 @@
+"""The shipped rules: promtool accepts them, every alert has a runbook and a README row."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+TOP = Path(__file__).parent.parent.parent
+RULES = TOP / "alerts" / "sepm-exporter.rules.yml"
+CONTRACT = {
+    "SEPMServerCertificateExpiringSoon", "SEPMServerCertificateExpiryImminent", "SEPMServerCertificateExpired",
+    "SEPMServerCertificateWeakSignature", "SEPMServerKeyChanged", "SEPMSyLinkServerKeyMismatch",
+    "SEPMSyLinkReplicaMismatch", "SEPMClientSyLinkStale", "SEPMClientServerKeyUntrusted",
+    "SEPMExporterFileErrors", "SEPMExporterRootDown",
+}
+RUNBOOK_PREFIX = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"
+
+
+def alerts() -> list[dict[str, object]]:
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def test_every_contract_alert_is_shipped_with_severity_and_annotations() -> None:
+    rules = alerts()
+    assert {r["alert"] for r in rules} == CONTRACT
+    for rule in rules:
+        labels, annotations = rule["labels"], rule["annotations"]
+        assert isinstance(labels, dict) and isinstance(annotations, dict)
+        assert labels["severity"] in ("warning", "critical"), rule["alert"]
+        assert {"summary", "description", "runbook_url"} <= set(annotations), rule["alert"]
+        assert "{{ $labels." in str(annotations["description"]), rule["alert"]
+
+
+def test_runbook_links_resolve_to_files() -> None:
+    for rule in alerts():
+        url = str(rule["annotations"]["runbook_url"])  # type: ignore[index]
+        assert url.startswith(RUNBOOK_PREFIX)
+        page = TOP / url.removeprefix(RUNBOOK_PREFIX)
+        assert page.is_file(), url
+        assert page.name == f"{rule['alert']}.md"
+        assert "## Fix" in page.read_text(encoding="utf-8")
+
+
+def test_readme_alert_table_matches_the_rules() -> None:
+    readme = (TOP / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Alerts") : readme.index("## Decisions")]
+    assert set(re.findall(r"^\| `(SEPM[A-Za-z]+)` \|", section, re.M)) == CONTRACT
+
+
+def test_heartbeat_rules_use_no_fixed_for() -> None:
+    for rule in alerts():
+        if rule["alert"] in ("SEPMSyLinkServerKeyMismatch", "SEPMSyLinkReplicaMismatch", "SEPMClientSyLinkStale"):
+            assert "for" not in rule and "heartbeat_window" in str(rule["expr"])
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
+def test_promtool_checks_and_unit_tests_pass() -> None:
+    subprocess.run(["promtool", "check", "rules", str(RULES)], check=True, capture_output=True)
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(TOP / "alerts" / "tests" / "sepm-exporter.test.yml")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if shutil.which("amtool"):
+        subprocess.run(["amtool", "check-config", str(TOP / "alerts" / "alertmanager.example.yml")],
+                       check=True, capture_output=True)

@@ -1,0 +1,120 @@
+"""From a change on disk to an on-call receiver: lab -> exporter -> Prometheus -> Alertmanager -> webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import free_port, start_exporter, stop, wait_for
+from sepm_exporter.lab import estate
+from services import Alertmanager, Prometheus
+
+pytestmark = pytest.mark.e2e
+RULES = Path(__file__).parent.parent.parent / "alerts" / "sepm-exporter.rules.yml"
+
+
+class Receiver:
+    """A webhook receiver: records every firing alert with its arrival order."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        received = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.extend(a for a in body["alerts"] if a["status"] == "firing")
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def names(self, severity: str | None = None) -> list[tuple[str, str]]:
+        return [
+            (a["labels"]["alertname"], a["labels"].get("server") or a["labels"].get("client", ""))
+            for a in self.alerts
+            if severity is None or a["labels"]["severity"] == severity
+        ]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[estate.Lab, Receiver, Prometheus]]:
+    lab = estate.init(tmp_path / "lab", groups=2, clients=6, heartbeat_seconds=5)
+    receiver = Receiver()
+    alertmanager = Alertmanager(
+        tmp_path / "am",
+        "route:\n  receiver: hook\n  group_by: [alertname, site]\n  group_wait: 1s\n  group_interval: 1s\n"
+        "  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n"
+        f"      - url: {receiver.url}\n        send_resolved: false\n",
+    )
+    port = free_port()
+    exporter = start_exporter(lab.config_path, port, "--watch.mode=events", log=tmp_path / "exporter.log")
+    prometheus = Prometheus(
+        tmp_path / "prom",
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files: ['{RULES}']\n"
+        f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager.port}']\n"
+        f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+    )
+    try:
+        wait_for(lambda: prometheus.query('sepm_exporter_build_info{job="sepm"}'), timeout=30)
+        yield lab, receiver, prometheus
+    finally:
+        prometheus.stop()
+        stop(exporter)
+        alertmanager.stop()
+        receiver.server.shutdown()
+
+
+def test_new_key_renewal_pages_before_the_heartbeat(stack: tuple[estate.Lab, Receiver, Prometheus]) -> None:
+    lab, receiver, _ = stack
+    lab.renew("SEPM1", new_key=True)
+    changed = time.monotonic()
+    wait_for(lambda: ("SEPMServerKeyChanged", "SEPM1") in receiver.names("critical"), timeout=30)
+    print(f"key change paged after {time.monotonic() - changed:.1f} s")
+    assert not any(name == "SEPMClientServerKeyUntrusted" for name, _ in receiver.names())  # SEPM2 still trusted
+
+    lab.renew("SEPM2", new_key=True)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    wait_for(lambda: len([n for n in receiver.names("critical") if n[0] == "SEPMClientServerKeyUntrusted"]) == 6,
+             timeout=30)
+    order = [name for name, _ in receiver.names("critical")]
+    assert order.index("SEPMServerKeyChanged") < order.index("SEPMClientServerKeyUntrusted")
+    # SEPM2's page is its own group (site osaka): it may land just after the client pages.
+    wait_for(lambda: ("SEPMServerKeyChanged", "SEPM2") in receiver.names("critical"), timeout=30)
+    key_alert = next(a for a in receiver.alerts if a["labels"]["alertname"] == "SEPMServerKeyChanged")
+    assert key_alert["labels"]["site"] == "tokyo"
+    assert "SHA-1 era" in key_alert["annotations"]["summary"]
+    assert key_alert["annotations"]["runbook_url"].endswith("docs/runbooks/SEPMServerKeyChanged.md")
+    untrusted = {c for n, c in receiver.names("critical") if n == "SEPMClientServerKeyUntrusted"}
+    assert untrusted == set(lab.state.clients)
+
+
+def test_keep_key_renewal_delivers_no_critical(stack: tuple[estate.Lab, Receiver, Prometheus]) -> None:
+    lab, receiver, prometheus = stack
+    for server in ("SEPM1", "SEPM2"):
+        lab.renew(server, new_key=False)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    for group in lab.state.groups:  # the key is unchanged, so clients can still check in: most have
+        lab.pull(0.5, group_id=group.group_id)
+    # Past the heartbeat window (5 s x 1.5) the other half are stale: a warning, nothing more.
+    wait_for(lambda: ("SEPMClientSyLinkStale", "") in receiver.names(), timeout=40)
+    assert prometheus.query('ALERTS{alertstate="firing",severity="critical"}') == []
+    assert receiver.names("critical") == []
