@@ -56,3 +56,25 @@ def test_lab_replay_prints_what_the_admin_saw(tmp_path: Path) -> None:
     assert "CRITICAL server SEPM1: public key changed (previous key signed with sha1)" in result.stdout
     keep = run("lab", "replay", str(tmp_path / "lab2"), "--keep-key")
     assert "public key changed" not in keep.stdout and "CRITICAL client" not in keep.stdout
+
+
+def test_progress_shows_only_on_a_terminal_after_a_second() -> None:
+    import io
+
+    from sepm_exporter.cli import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    pipe, tty = io.StringIO(), Tty()
+    quiet, shown = Progress(pipe), Progress(tty)
+    quiet.started = shown.started = shown.started - 5  # a scan that has run for five seconds
+    quiet(3, 10)
+    shown(3, 10)
+    shown.close()
+    assert pipe.getvalue() == ""
+    assert tty.getvalue() == "\rscanning: 3 of 10 done\n"
+    fresh = Progress(tty)
+    fresh(1, 10)  # under a second: nothing
+    assert tty.getvalue() == "\rscanning: 3 of 10 done\n"

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 from sepm_exporter import __version__, logs
 from sepm_exporter.config import WATCH_MODES, Config, ConfigError, load_config
@@ -112,7 +113,11 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
             signal.signal(sig, lambda *_: stop.set())
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
+    progress = Progress()
+    exporter.scanner.progress = progress
     exporter.full_scan()
+    progress.close()
+    exporter.scanner.progress = None
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
     watcher.stop()
@@ -121,9 +126,33 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     return 0
 
 
+class Progress:
+    """Scan progress on a terminal once a scan has run for a second; silent when stderr is not a tty."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, found: int) -> None:
+        if not self.stream.isatty() or time.monotonic() - self.started < 1.0:
+            return
+        self.stream.write(f"\rscanning: {done} of {found} done")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+
+
 def scan_once(config: Config) -> Exporter:
     exporter = Exporter(config)
+    progress = Progress()
+    exporter.scanner.progress = progress
     exporter.full_scan()
+    progress.close()
+    exporter.scanner.progress = None
     return exporter
 
 

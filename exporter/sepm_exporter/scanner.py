@@ -63,6 +63,7 @@ class Scanner:
         self.config = config
         self.inventory = inventory if inventory is not None else Inventory()
         self.files_read = 0
+        self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
@@ -153,9 +154,11 @@ class Scanner:
             collection.root_up = False
             return
         present = set()
-        for client in names:
+        for done, client in enumerate(names, start=1):
             if self.scan_collection_client(key, client):
                 present.add(client)
+            if self.progress is not None and done % 500 == 0:
+                self.progress(done, len(names))
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
             del self.inventory.clients[client]
         for client in [c for c, s in self.inventory.duplicates.items() if s.path.parent.parent == collection.path]:
@@ -200,7 +203,12 @@ class Scanner:
         """The reconciliation scan: every unit, cheap where nothing changed."""
         for client in self.config.client_files:  # configured names win over collection folders
             self.scan_client_file(client)
-        for name in self.inventory.servers:
+        units = len(self.inventory.servers) + len(self.inventory.collections)
+        for done, name in enumerate(self.inventory.servers, start=1):
             self.scan_server(name)
-        for key in self.inventory.collections:
+            if self.progress is not None:
+                self.progress(done, units)
+        for done, key in enumerate(self.inventory.collections, start=len(self.inventory.servers) + 1):
             self.scan_collection(key)
+            if self.progress is not None:
+                self.progress(done, units)
