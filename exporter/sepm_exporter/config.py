@@ -6,7 +6,7 @@ person reading it is editing YAML on a server and needs to know where to look.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,6 @@ class Config:
     poll_interval: float = 5.0
     reconcile_interval: float = 300.0
     debounce: float = 0.2
-    check_key_pair: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _TOP_KEYS = {
@@ -73,7 +71,6 @@ _TOP_KEYS = {
     "state_file",
     "max_file_bytes",
     "watch",
-    "check_key_pair",
 }
 _WATCH_KEYS = {"mode", "poll_interval", "reconcile_interval", "debounce"}
 
@@ -189,11 +186,6 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
         value = _expect_number(raw["max_file_bytes"], "max_file_bytes", problems, 1024)
         if value is not None:
             kwargs["max_file_bytes"] = int(value)
-    if "check_key_pair" in raw:
-        if not isinstance(raw["check_key_pair"], bool):
-            problems.append("check_key_pair: must be true or false")
-        else:
-            kwargs["check_key_pair"] = raw["check_key_pair"]
     watch = raw.get("watch", {})
     if not isinstance(watch, dict):
         problems.append("watch: must be a mapping")

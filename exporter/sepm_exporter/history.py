@@ -81,12 +81,6 @@ def record_group_version(history: History, group_id: str, canonical: str, seen_a
     return True
 
 
-def forget_groups(history: History, keep: set[str]) -> None:
-    """Drop the versions of groups no server holds any more, so the state file does not grow forever."""
-    for group_id in [g for g in history.groups if g not in keep]:
-        del history.groups[group_id]
-
-
 class StateFileError(Exception):
     """The state file could not be used; the exporter starts afresh and says so."""
 
