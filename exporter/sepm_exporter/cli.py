@@ -113,11 +113,7 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
             signal.signal(sig, lambda *_: stop.set())
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
-    progress = Progress()
-    exporter.scanner.progress = progress
-    exporter.full_scan()
-    progress.close()
-    exporter.scanner.progress = None
+    scan_with_progress(exporter)
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
     watcher.stop()
@@ -146,13 +142,20 @@ class Progress:
             self.stream.write("\n")
 
 
-def scan_once(config: Config) -> Exporter:
-    exporter = Exporter(config)
+def scan_with_progress(exporter: Exporter) -> None:
+    """A full scan that shows progress on a terminal; later scans (from the watcher) stay quiet."""
     progress = Progress()
     exporter.scanner.progress = progress
-    exporter.full_scan()
-    progress.close()
-    exporter.scanner.progress = None
+    try:
+        exporter.full_scan()
+    finally:
+        progress.close()
+        exporter.scanner.progress = None
+
+
+def scan_once(config: Config) -> Exporter:
+    exporter = Exporter(config)
+    scan_with_progress(exporter)
     return exporter
 
 
