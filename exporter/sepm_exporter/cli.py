@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -29,7 +30,8 @@ log = logging.getLogger("sepm_exporter")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True, help="YAML config file (see README)")
+    parser.add_argument("--config", type=Path,
+                        help="YAML config file (see README); without it, the local SEPM install is looked for")
     parser.add_argument("--state-file", type=Path, help="override state_file: key and group-version history")
     parser.add_argument("--files.max-bytes", dest="max_bytes", type=int, help="override max_file_bytes (default 4 MiB)")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=("debug", "info", "warn", "error"))
@@ -79,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def effective_config(args: argparse.Namespace) -> Config:
-    """The file's config with the flags laid over it."""
-    config = load_config(args.config)
+    """The file's config (or the detected local install) with the flags laid over it."""
+    config = load_config(args.config) if args.config is not None else local_install()
     overrides: dict[str, object] = {}
     if getattr(args, "state_file", None) is not None:
         overrides["state_file"] = args.state_file
@@ -91,6 +93,17 @@ def effective_config(args: argparse.Namespace) -> Config:
         if value is not None:
             overrides[key] = value
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def local_install() -> Config:
+    """On a SEPM server, no config is needed: its own install root is found where installers put it."""
+    from sepm_exporter.defaults import candidate_roots, detect
+
+    config = detect(os.environ, lambda path: Path(path).is_file(), socket.gethostname())
+    if config is None:
+        tried = ", ".join(str(root) for root in candidate_roots(os.environ))
+        raise ConfigError([f"--config: not given, and no SEPM install found (looked in {tried})"])
+    return config
 
 
 def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
@@ -198,11 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.output.suffix != ".prom":
             print("--output must end in .prom (textfile collectors ignore other files)", file=sys.stderr)
             return 1
+        exporter = scan_once(config)
         while True:
-            write_textfile(scan_once(config), args.output)
+            write_textfile(exporter, args.output)
             if args.interval <= 0:
                 return 0
             time.sleep(args.interval)
+            exporter.full_scan()  # stat-first: only files that changed are read again
     if args.command == "check":
         exporter = scan_once(config)
         now = exporter.clock()
