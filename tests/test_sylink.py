@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import base64
 import codecs
+import functools
 import resource
+import tempfile
 import tracemalloc
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.lab.sylink_writer import SyLinkSpec, render
@@ -137,3 +142,34 @@ def test_size_cap_is_configurable(lab: estate.Lab) -> None:
     with pytest.raises(ParseError) as caught:
         parse_sylink(data, max_bytes=1024)
     assert caught.value.reason is Reason.TOO_LARGE
+
+
+
+
+@functools.cache
+def encoded_sylink(encoding: str) -> bytes:
+    """One lab SyLink.xml per encoding (CRLF for two of them), built once."""
+    with tempfile.TemporaryDirectory() as folder:
+        lab = estate.init(Path(folder) / "lab", groups=1, clients=0)
+        return render(spec_of(lab), encoding=encoding, line_end="\r\n" if encoding.endswith(("sig", "be")) else "\n")
+
+
+HALF_WRITTEN = {Reason.TRUNCATED_XML, Reason.EMPTY, Reason.BAD_ENCODING}
+ENCODINGS = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be"]
+
+
+@given(cut=st.floats(min_value=0.0, max_value=1.0), encoding=st.sampled_from(ENCODINGS))
+@settings(max_examples=300, deadline=None)
+def test_a_half_written_file_is_always_truncated_never_facts(cut: float, encoding: str) -> None:
+    """A reader racing a writer sees any prefix: refused as half-written until the root element is closed."""
+    data = encoded_sylink(encoding)
+    prefix = data[: int(len(data) * cut)]
+    closing = codecs.encode("</ServerSettings>", encoding.replace("-sig", ""))
+    if closing in prefix:  # complete; a missing final newline is still a whole document
+        assert parse_sylink(prefix).domain_id
+        return
+    with pytest.raises(ParseError) as caught:
+        parse_sylink(prefix)
+    assert caught.value.reason in HALF_WRITTEN, (len(prefix), caught.value.reason)
+    if len(prefix) > 200 and encoding.startswith("utf-8"):
+        assert caught.value.reason is Reason.TRUNCATED_XML

@@ -6,6 +6,7 @@ Pure functions over the inventory: `sepm_sylink_replica_mismatch` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sepm_exporter.inventory import Inventory
@@ -46,13 +47,19 @@ def newest(held: list[GroupCopy]) -> GroupCopy:
     return max(held, key=lambda c: c.mtime)
 
 
-def current_server_keys(inventory: Inventory) -> dict[str, str]:
-    """Server name -> public-key digest of its readable server certificate."""
+def current_server_keys(inventory: Inventory, remembered: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Server name -> public-key digest of its server certificate.
+
+    When the file cannot be read now (half-written during a renewal, a share hiccup), the last key
+    read from it stands: one bad read must not turn every client untrusted.
+    """
     keys: dict[str, str] = {}
     for name, server in inventory.servers.items():
         observed = server.server_certificate
         if observed is not None and observed.facts is not None:
             keys[name] = observed.facts.leaf.public_key_sha256
+        elif remembered is not None and name in remembered:
+            keys[name] = remembered[name]
     return keys
 
 

@@ -89,7 +89,8 @@ class Exporter:
                     dirty |= history_module.record_group_version(
                         self.history, group_id, copy.facts.canonical_sha256, copy.mtime
                     )
-            keys = current_server_keys(inventory)
+            remembered = {name: h.current.public_key_sha256 for name, h in self.history.servers.items() if h.current}
+            keys = current_server_keys(inventory, remembered)
             verdicts = classify_all(inventory, copies, self.history.groups, set(keys.values()))
             self.derived = Derived(
                 replica_mismatch=replica_mismatch(copies),

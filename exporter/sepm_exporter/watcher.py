@@ -125,6 +125,20 @@ class _Handler(FileSystemEventHandler):
         self.watcher.hint(kind, [os.fsdecode(p) for p in paths])
 
 
+class _OverflowSignal(logging.Handler):
+    """watchdog says only in its log that the kernel dropped events; that line triggers a full scan."""
+
+    LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(logging.WARNING)
+        self.watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.watcher.overflowed()
+
+
 class Watcher:
     """Owns the observer, the debounce worker and the reconciliation loop."""
 
@@ -132,6 +146,9 @@ class Watcher:
         self.exporter = exporter
         self.mode = mode
         self.stop_event = threading.Event()
+        self.wake = threading.Event()  # set to run the reconciliation scan now
+        self.overflow_pending = False
+        self.overflow_signal = _OverflowSignal(self)
         self.pending: dict[Unit, float] = {}
         self.pending_lock = threading.Condition()
         self.observers: dict[str, BaseObserver] = {}
@@ -184,9 +201,17 @@ class Watcher:
         self._watched.clear()
         self._schedule()
 
+    def overflowed(self) -> None:
+        """Events were lost: only a full stat scan can tell what changed."""
+        self.exporter.count_event("overflow")
+        self.overflow_pending = True
+        self.wake.set()
+
     def start(self) -> None:
         self._watched: dict[str, object] = {}
         self.polling = False
+        for name in _OverflowSignal.LOGGERS:
+            logging.getLogger(name).addHandler(self.overflow_signal)
         self._schedule()
         log.info("watching", extra={"mode": "poll" if self.polling else "events", "roots": len(self.roots())})
         for thread in self.threads:
@@ -225,14 +250,19 @@ class Watcher:
         config = self.exporter.config
         check_every = min(config.poll_interval, config.reconcile_interval)
         next_full = time.monotonic() + config.reconcile_interval
-        while not self.stop_event.wait(check_every):
+        while True:
+            self.wake.wait(check_every)
+            self.wake.clear()
+            if self.stop_event.is_set():
+                return
+            overflow, self.overflow_pending = self.overflow_pending, False
             roots_changed = self._roots_changed()
             if roots_changed:
                 self._reset_watches()
             else:
                 self._schedule()
             now = time.monotonic()
-            if roots_changed or self.polling or now >= next_full:
+            if roots_changed or overflow or self.polling or now >= next_full:
                 try:
                     self.exporter.full_scan()
                 except Exception:
@@ -255,6 +285,9 @@ class Watcher:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.wake.set()
+        for name in _OverflowSignal.LOGGERS:
+            logging.getLogger(name).removeHandler(self.overflow_signal)
         with self.pending_lock:
             self.pending_lock.notify_all()
         for observer in self.observers.values():

@@ -261,9 +261,54 @@ class Lab:
         return count
 
     def write_hostile(self, kind: str, target: Path) -> None:
-        """Replace a file with a catalogue entry (see `hostile.KINDS`)."""
+        """Replace a file with a catalogue entry (`hostile.KINDS`) or damage its path (`hostile.FS_KINDS`)."""
+        if kind in hostile.FS_KINDS:
+            self._break_path(kind, target)
+            return
         valid = target.read_bytes() if target.is_file() else render(self.sylink_spec(self.state.groups[0]))
         atomic_write(target, hostile.payload(kind, valid))
+
+    def _break_path(self, kind: str, target: Path) -> None:
+        if kind == "unreadable":
+            target.chmod(0)
+            return
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        if kind == "symlink-loop":
+            target.symlink_to(target.name)  # a link to itself
+        else:
+            target.mkdir()
+
+    def write_variant(self, kind: str, target: Path) -> None:
+        """Rewrite a SyLink.xml as another valid encoding (`hostile.VARIANTS`), keeping its mtime."""
+        stat = target.stat()
+        atomic_write(target, hostile.variant(kind, target.read_bytes()))
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def write_certificate_bundle(self, server: str) -> None:
+        """server.crt as a chain: the leaf first, then a CA certificate after it."""
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        ca = pki.self_signed(pki.new_key(1024), "lab-ca", now, now + dt.timedelta(days=3650))
+        path = self.certificate_path(server)
+        atomic_write(path, path.read_bytes() + pki.pem(ca))
+
+    def add_stray_folder(self, server: str, name: str) -> Path:
+        """An outbox folder that is not a group (not 32 hex digits), holding a copy of a group file."""
+        folder = self.server_root(server).joinpath(*layout.OUTBOX_AGENT, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.sylink_path(server, self.state.groups[0].group_id), folder / layout.SYLINK_NAME)
+        return folder
+
+    def clone_client(self, source: str, name: str) -> Path:
+        """A new client folder (any name, Japanese included) holding a copy of another client's file."""
+        target = self.clients_root / name / layout.SYLINK_NAME
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.client_path(source), target)
+        self.state.clients[name] = self.state.clients[source]
+        self.save()
+        return target
 
     def vanish(self, server: str) -> None:
         """The share drops: the root disappears from this host's view."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import random
 
 BILLION_LAUGHS = (
@@ -67,7 +68,47 @@ KINDS: dict[str, str] = {
     "huge": "too_large",
     "wrong-encoding": "bad_encoding",
     "not-sylink": "not_sylink",
+    "huge-64m": "too_large",
+    "corrupt-embedded-certificate": "bad_certificate",
+    "pem-garbage": "bad_certificate",
+    "der-fragment": "bad_certificate",
 }
+
+# Damage done to the file system rather than to the bytes; the lab applies these itself.
+FS_KINDS: dict[str, str] = {
+    "symlink-loop": "symlink_loop",
+    "directory": "not_a_file",
+    "unreadable": "unreadable",
+}
+
+# Valid re-encodings of a SyLink.xml: each must give the same canonical hash as the original.
+VARIANTS = ("utf8-bom", "utf16-le", "utf16-be", "crlf")
+
+DER_FRAGMENT = b"\x30\x82\x03\x1f\x30\x82\x02\x07\xa0\x03\x02\x01"
+
+
+def corrupt_embedded_certificate(valid: bytes) -> bytes:
+    """Still base64, no longer DER: the first embedded certificate's body is overwritten."""
+    start = valid.index(b"MII")
+    return valid[:start + 8] + b"A" * 48 + valid[start + 56:]
+
+
+def variant(kind: str, valid: bytes) -> bytes:
+    """The same document as Windows tools may write it: BOM, UTF-16 either way round, CRLF."""
+    if valid.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = valid.decode("utf-16").replace('encoding="UTF-16"', 'encoding="UTF-8"', 1)
+    else:
+        text = valid.decode("utf-8-sig")
+    match kind:
+        case "utf8-bom":
+            return codecs.BOM_UTF8 + text.encode("utf-8")
+        case "utf16-le" | "utf16-be":
+            text = text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+            bom = codecs.BOM_UTF16_LE if kind == "utf16-le" else codecs.BOM_UTF16_BE
+            return bom + text.encode("utf-16-le" if kind == "utf16-le" else "utf-16-be")
+        case "crlf":
+            return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    raise ValueError(f"unknown variant {kind!r}; known: {', '.join(VARIANTS)}")
 
 
 def payload(kind: str, valid: bytes) -> bytes:
@@ -95,4 +136,12 @@ def payload(kind: str, valid: bytes) -> bytes:
             return WRONG_ENCODING
         case "not-sylink":
             return NOT_SYLINK
+        case "huge-64m":
+            return huge(64 * 1024 * 1024)
+        case "corrupt-embedded-certificate":
+            return corrupt_embedded_certificate(valid)
+        case "pem-garbage":
+            return PEM_GARBAGE
+        case "der-fragment":
+            return DER_FRAGMENT
     raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")

@@ -8,6 +8,7 @@ no length byte moves) and re-signs the TBS bytes with the legacy hash.
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,8 +22,52 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256(), "sha1": h
 
 
 def new_key(bits: int) -> rsa.RSAPrivateKey:
-    """An RSA key; 1024 bits for a legacy install, 2048 for a current one."""
+    """An RSA key; 1024 bits for a legacy install, 2048 for a current one, 512 for a hostile one."""
+    if bits < 1024:
+        return weak_key(bits)
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _probably_prime(n: int, rng: random.Random, rounds: int = 32) -> bool:
+    if n < 2:
+        return False
+    for small in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % small == 0:
+            return n == small
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for _ in range(rounds):
+        x = pow(rng.randrange(2, n - 1), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def weak_key(bits: int, seed: int = 512) -> rsa.RSAPrivateKey:
+    """A key too short for `cryptography` to generate (it refuses under 1024 bits), built from primes.
+
+    Old appliances and hand-made certificates still carry such keys; the lab needs one to test them.
+    """
+    rng = random.Random(seed)
+    e = 65537
+
+    def prime() -> int:
+        while True:
+            candidate = rng.getrandbits(bits // 2) | (3 << (bits // 2 - 2)) | 1
+            if (candidate - 1) % e and _probably_prime(candidate, rng):
+                return candidate
+
+    p, q = prime(), prime()
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(e, p * q))
+    return numbers.private_key()
 
 
 def key_pem(key: rsa.RSAPrivateKey) -> bytes:

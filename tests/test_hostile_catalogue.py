@@ -1,0 +1,304 @@
+"""The hostile-input catalogue against a running exporter: each entry made by a lab step.
+
+For every entry: the exporter keeps going, every other file's series stay exactly as they were,
+`sepm_exporter_file_error` names the file with its reason, the log says so once across repeated
+scans, and when the file is put back the error series goes and everything is as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import find, samples
+from sepm_exporter.config import Config, load_config
+from sepm_exporter.lab import estate, hostile
+from sepm_exporter.layout import SERVER_CERTIFICATE
+from sepm_exporter.runtime import Exporter
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+CLIENT = "WS-0003"
+CERT = "/".join(SERVER_CERTIFICATE)
+
+
+class Snapshot:
+    """What a path held, to put back byte for byte (and mtime for mtime) when the test 'fixes' it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data = path.read_bytes()
+        self.stat = path.stat()
+
+    def restore(self) -> None:
+        if self.path.is_symlink() or self.path.is_file():
+            self.path.chmod(0o644) if not self.path.is_symlink() else None
+            self.path.unlink()
+        elif self.path.is_dir():
+            shutil.rmtree(self.path)
+        self.path.write_bytes(self.data)
+        os.utime(self.path, ns=(self.stat.st_atime_ns, self.stat.st_mtime_ns))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One catalogue entry: where it is written, what it does, which series belong to the damaged file."""
+
+    name: str
+    target: Callable[[estate.Lab], Path]
+    damage: Callable[[estate.Lab, Path], object]
+    error: dict[str, str]  # labels expected on sepm_exporter_file_error
+    owns: Callable[[estate.Lab, str, dict[str, str]], bool]  # is this series the damaged file's
+
+
+def client_file(lab: estate.Lab) -> Path:
+    return lab.client_path(CLIENT)
+
+
+def group_file(lab: estate.Lab) -> Path:
+    return lab.sylink_path("SEPM2", lab.state.groups[0].group_id)
+
+
+def certificate(lab: estate.Lab) -> Path:
+    return lab.certificate_path("SEPM2")
+
+
+def the_client(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
+    return labels.get("client") == CLIENT or family == "sepm_group_clients"
+
+
+def the_certificate(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
+    return labels.get("server") == "SEPM2" and labels.get("file") == CERT
+
+
+def the_group_copy(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
+    """SEPM2's copy of the group, and the group's parity: with one readable copy there is nothing to compare."""
+    group = labels.get("group_id") == lab.state.groups[0].group_id
+    return group and (labels.get("server") == "SEPM2" or family == "sepm_sylink_replica_mismatch")
+
+
+def write(kind: str) -> Callable[[estate.Lab, Path], object]:
+    return lambda lab, path: lab.write_hostile(kind, path)
+
+
+BYTE_CASES = [
+    Case(kind, client_file, write(kind), {"client": CLIENT, "reason": reason}, the_client)
+    for kind, reason in hostile.KINDS.items()
+    if kind not in ("pem-garbage", "der-fragment")
+]
+FS_CASES = [
+    Case(kind, client_file, write(kind), {"client": CLIENT, "reason": reason}, the_client)
+    for kind, reason in hostile.FS_KINDS.items()
+    if kind != "unreadable"  # root reads anything: see test_unreadable_file_as_an_unprivileged_user
+]
+CERTIFICATE_CASES = [
+    Case(f"certificate-{kind}", certificate, write(kind), {"server": "SEPM2", "file": CERT, "reason": reason},
+         the_certificate)
+    for kind, reason in (("pem-garbage", "bad_certificate"), ("der-fragment", "bad_certificate"),
+                         ("empty", "empty"), ("directory", "not_a_file"))
+]
+GROUP_CASES = [
+    Case(f"outbox-{kind}", group_file, write(kind), {"server": "SEPM2", "reason": reason}, the_group_copy)
+    for kind, reason in (("billion-laughs", "entity_expansion"), ("truncated", "truncated_xml"),
+                         ("external-entity", "external_entity"))
+]
+CASES = BYTE_CASES + FS_CASES + CERTIFICATE_CASES + GROUP_CASES
+
+
+def series(exporter: Exporter) -> Series:
+    return {k: v for k, v in samples(exporter.exposition).items() if not k[0].startswith("sepm_exporter_")}
+
+
+def others(lab: estate.Lab, found: Series, owns: Callable[[estate.Lab, str, dict[str, str]], bool]) -> Series:
+    return {k: v for k, v in found.items() if not owns(lab, k[0], dict(k[1]))}
+
+
+@pytest.fixture
+def running(lab: estate.Lab) -> Iterator[Exporter]:
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    yield exporter
+
+
+def problem_lines(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == message]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_catalogue_entry(case: Case, lab: estate.Lab, running: Exporter, caplog: pytest.LogCaptureFixture) -> None:
+    before = series(running)
+    path = case.target(lab)
+    snapshot = Snapshot(path)
+    caplog.set_level(logging.INFO, logger="sepm_exporter")
+
+    case.damage(lab, path)
+    running.full_scan()
+    running.full_scan()
+    damaged = running.exposition
+    errors = find(damaged, "sepm_exporter_file_error", **case.error)
+    assert len(errors) == 1, find(damaged, "sepm_exporter_file_error")
+    assert others(lab, series(running), case.owns) == others(lab, before, case.owns), "another file's series moved"
+    reported = [r for r in problem_lines(caplog, "file problem") if r.__dict__["reason"] == case.error["reason"]]
+    assert len(reported) == 1, "said once, not once per scan"
+
+    snapshot.restore()
+    running.full_scan()
+    assert find(running.exposition, "sepm_exporter_file_error") == []
+    assert series(running) == before
+    assert problem_lines(caplog, "file problem cleared")
+
+
+@pytest.mark.parametrize("kind", hostile.VARIANTS)
+def test_valid_re_encodings_change_only_the_raw_hash(kind: str, lab: estate.Lab, running: Exporter) -> None:
+    """UTF-8 with BOM, UTF-16 LE/BE with BOM, CRLF: the same document, so the same canonical hash."""
+    before, before_text = series(running), running.exposition
+    lab.write_variant(kind, client_file(lab))
+    running.full_scan()
+    assert find(running.exposition, "sepm_exporter_file_error") == []
+    ((old, _),) = find(before_text, "sepm_client_sylink_info", client=CLIENT)
+    ((new, _),) = find(running.exposition, "sepm_client_sylink_info", client=CLIENT)
+    assert old["canonical_sha256"] == new["canonical_sha256"] and old["sha256"] != new["sha256"]
+    assert {k[0] for k in set(before) ^ set(series(running))} == {"sepm_client_sylink_info"}
+
+
+def test_certificate_facts_that_are_valid_but_alarming(lab: estate.Lab, running: Exporter) -> None:
+    """Expired, not yet valid, a 512-bit key, a bundle: facts, not errors; the alerts judge them."""
+    now = running.clock()
+    lab.renew("SEPM1", new_key=False, age_days=400, valid_days=365)
+    lab.renew("SEPM2", new_key=False, age_days=-10, valid_days=365)
+    lab.write_certificate_bundle("SEPM2")
+    running.full_scan()
+    text = running.exposition
+    assert find(text, "sepm_exporter_file_error") == []
+    assert find(text, "sepm_certificate_not_after_timestamp_seconds", server="SEPM1")[0][1] < now
+    assert find(text, "sepm_certificate_not_before_timestamp_seconds", server="SEPM2")[0][1] > now
+    assert find(text, "sepm_certificate_file_certificates", server="SEPM2")[0][1] == 2
+    assert find(text, "sepm_server_key_changed_timestamp_seconds") == [], "same key, whatever the dates"
+    lab.renew("SEPM1", new_key=True, bits=512)
+    running.full_scan()
+    (info,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    assert info[0]["key_bits"] == "512"
+
+
+def test_a_group_folder_that_is_not_a_group(lab: estate.Lab, running: Exporter) -> None:
+    before = series(running)
+    folder = lab.add_stray_folder("SEPM2", "Copy of group")
+    running.full_scan()
+    (error,) = find(running.exposition, "sepm_exporter_file_error", server="SEPM2")
+    assert error[0]["reason"] == "bad_group_folder" and "Copy of group" in error[0]["file"]
+    assert series(running) == before
+    shutil.rmtree(folder)
+    running.full_scan()
+    assert find(running.exposition, "sepm_exporter_file_error") == []
+
+
+@pytest.mark.parametrize("name", ["端末-東京-01", "Ünïcødé PC", 'quote"back\\slash'])
+def test_client_folders_with_any_name(name: str, lab: estate.Lab, running: Exporter) -> None:
+    lab.clone_client("WS-0001", name)
+    running.full_scan()
+    assert find(running.exposition, "sepm_exporter_file_error") == []
+    (current,) = find(running.exposition, "sepm_client_sylink_current", client=name)
+    assert current[1] == 1
+
+
+def test_a_file_deleted_between_list_and_read(lab: estate.Lab, running: Exporter,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race, made certain: the file is really deleted just before its read."""
+    from sepm_exporter import scanner
+
+    path = client_file(lab)
+    real = scanner.read_capped
+
+    def deleting(target: Path, limit: int) -> bytes:
+        if Path(target) == path and path.exists():
+            path.unlink()
+        return real(target, limit)
+
+    monkeypatch.setattr(scanner, "read_capped", deleting)
+    lab.write_variant("crlf", path)  # a change, so the scanner reads it again
+    running.full_scan()
+    errors = find(running.exposition, "sepm_exporter_file_error", client=CLIENT)
+    assert [e[0]["reason"] for e in errors] == ["vanished"]
+    assert find(running.exposition, "sepm_client_sylink_info", client=CLIENT) == []
+    assert len(find(running.exposition, "sepm_client_sylink_info")) == len(lab.state.clients) - 1
+    monkeypatch.undo()
+    running.full_scan()  # gone for good: the client is forgotten, not reported forever
+    assert find(running.exposition, "sepm_exporter_file_error") == []
+    assert find(running.exposition, "sepm_client_sylink_info", client=CLIENT) == []
+
+
+def test_a_certificate_renewed_behind_a_swapped_symlink(lab: estate.Lab, running: Exporter) -> None:
+    """server.crt as a link to a versioned file; the renewal writes a new file and swaps the link."""
+    path = lab.certificate_path("SEPM1")
+    old = path.with_name("server-2015.crt")
+    path.rename(old)
+    path.symlink_to(old.name)
+    running.full_scan()
+    (before,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    lab.renew("SEPM1", new_key=True)  # atomic_write replaces the link with a file...
+    new = path.with_name("server-2026.crt")
+    path.rename(new)
+    swap = path.with_name(".server.crt.new")
+    swap.symlink_to(new.name)
+    os.replace(swap, path)  # ...which is then put back behind a link, swapped atomically
+    running.full_scan()
+    (after,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    assert after[0]["public_key_sha256"] != before[0]["public_key_sha256"]
+    assert after[0]["signature_hash"] == "sha256"
+
+
+def test_unreadable_file_as_an_unprivileged_user() -> None:
+    """chmod 000 means nothing to root; when the suite runs as root the scan runs as nobody in a child."""
+    base = Path(tempfile.mkdtemp(prefix="sepm-perm-"))
+    try:
+        base.chmod(0o755)
+        lab = estate.init(base / "lab", groups=2, clients=4)
+        for path in [base, *base.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        config = load_config(lab.config_path)
+        baseline = Exporter(config)
+        baseline.full_scan()  # imports everything the child needs while still privileged
+        lab.write_hostile("unreadable", client_file(lab))
+        text = _scan_as_nobody(config) if os.geteuid() == 0 else _scan(config)
+        (error,) = find(text, "sepm_exporter_file_error", client=CLIENT)
+        assert error[0]["reason"] == "unreadable"
+        assert len(find(text, "sepm_client_sylink_info")) == len(lab.state.clients) - 1
+        assert find(text, "sepm_certificate_info", server="SEPM1")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _scan(config: Config) -> bytes:
+    exporter = Exporter(config)
+    exporter.full_scan()
+    return exporter.exposition
+
+
+def _scan_as_nobody(config: Config) -> bytes:
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to nobody, scan, send the exposition, leave without cleanup
+        os.close(read)
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            data = _scan(config)
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read, "rb") as incoming:
+        data = incoming.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and data
+    return data
