@@ -89,8 +89,7 @@ def write(kind: str) -> Callable[[estate.Lab, Path], object]:
 
 BYTE_CASES = [
     Case(kind, client_file, write(kind), {"client": CLIENT, "reason": reason}, the_client)
-    for kind, reason in hostile.KINDS.items()
-    if kind not in ("pem-garbage", "der-fragment")
+    for kind, reason in {**hostile.KINDS, **hostile.PARTIAL_KINDS}.items()
 ]
 FS_CASES = [
     Case(kind, client_file, write(kind), {"client": CLIENT, "reason": reason}, the_client)
@@ -100,8 +99,7 @@ FS_CASES = [
 CERTIFICATE_CASES = [
     Case(f"certificate-{kind}", certificate, write(kind), {"server": "SEPM2", "file": CERT, "reason": reason},
          the_certificate)
-    for kind, reason in (("pem-garbage", "bad_certificate"), ("der-fragment", "bad_certificate"),
-                         ("empty", "empty"), ("directory", "not_a_file"))
+    for kind, reason in (*hostile.CERTIFICATE_KINDS.items(), ("empty", "empty"), ("directory", "not_a_file"))
 ]
 GROUP_CASES = [
     Case(f"outbox-{kind}", group_file, write(kind), {"server": "SEPM2", "reason": reason}, the_group_copy)

@@ -165,7 +165,8 @@ def test_a_half_written_file_is_always_truncated_never_facts(cut: float, encodin
     data = encoded_sylink(encoding)
     prefix = data[: int(len(data) * cut)]
     closing = codecs.encode("</ServerSettings>", encoding.replace("-sig", ""))
-    if closing in prefix:  # complete; a missing final newline is still a whole document
+    whole_units = not encoding.startswith("utf-16") or len(prefix) % 2 == 0
+    if closing in prefix and whole_units:  # complete; a missing final newline is still a whole document
         assert parse_sylink(prefix).domain_id
         return
     with pytest.raises(ParseError) as caught:

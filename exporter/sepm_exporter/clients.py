@@ -42,24 +42,59 @@ def _stale_since(versions: list[GroupVersion], canonical: str, group_newest: Gro
     return group_newest.mtime
 
 
-def classify(
-    canonical: str,
-    key_digests: frozenset[str],
-    copies: dict[str, list[GroupCopy]],
-    versions: dict[str, list[GroupVersion]],
-    server_keys: set[str],
-) -> ClientVerdict:
+@dataclass(frozen=True)
+class GroupIndex:
+    """Every group's newest and remembered versions, looked up by canonical hash.
+
+    Built once per change of the groups (O(groups x versions)), so judging a client is a dictionary
+    lookup, not a walk over every group: 100,000 clients against 1,000 groups stay cheap.
+    """
+
+    newest: dict[str, GroupCopy]  # group -> its current file
+    versions: dict[str, list[GroupVersion]]
+    current: dict[str, tuple[str, ...]]  # canonical -> groups whose newest file it is
+    known: dict[str, tuple[str, ...]]  # canonical -> groups that held it before (or hold it on a lagging partner)
+
+    def canonicals(self) -> set[str]:
+        return set(self.current) | set(self.known)
+
+    def changed(self, before: GroupIndex | None) -> set[str]:
+        """Canonical hashes whose verdict inputs differ from `before`: only their clients need judging again."""
+        if before is None:
+            return self.canonicals()
+        out = {c for c in self.canonicals() | before.canonicals()
+               if self.current.get(c) != before.current.get(c) or self.known.get(c) != before.known.get(c)}
+        for canonical in self.known:
+            groups = self.known[canonical]
+            if any(_head(self.newest.get(g)) != _head(before.newest.get(g)) or self.versions.get(g) != before.versions.get(g)
+                   for g in groups):
+                out.add(canonical)  # stale_since moves with the group's newest file and its versions
+        return out
+
+
+def _head(copy: GroupCopy | None) -> tuple[str, float, str] | None:
+    return None if copy is None else (copy.server, copy.mtime, copy.facts.canonical_sha256)
+
+
+def build_index(copies: dict[str, list[GroupCopy]], versions: dict[str, list[GroupVersion]]) -> GroupIndex:
+    """Pure: the lookup tables for `classify`, in the groups' own order."""
+    newest_of = {g: newest(held) for g, held in copies.items()}
+    current: dict[str, list[str]] = {}
+    known: dict[str, list[str]] = {}
+    for group_id, held in copies.items():
+        head = newest_of[group_id].facts.canonical_sha256
+        current.setdefault(head, []).append(group_id)
+        others = {v.canonical_sha256 for v in versions.get(group_id, [])} | {c.facts.canonical_sha256 for c in held}
+        for canonical in others - {head}:
+            known.setdefault(canonical, []).append(group_id)
+    return GroupIndex(newest_of, {g: versions.get(g, []) for g in copies},
+                      {c: tuple(g) for c, g in current.items()}, {c: tuple(g) for c, g in known.items()})
+
+
+def classify(canonical: str, key_digests: frozenset[str], index: GroupIndex, server_keys: set[str] | frozenset[str]) -> ClientVerdict:
     """Pure: one client's file against every group's current and remembered versions."""
-    current_in = [g for g, held in copies.items() if newest(held).facts.canonical_sha256 == canonical]
-    known_in = [
-        g
-        for g in copies
-        if g not in current_in
-        and (
-            any(v.canonical_sha256 == canonical for v in versions.get(g, []))
-            or any(c.facts.canonical_sha256 == canonical for c in copies[g])
-        )
-    ]
+    current_in = index.current.get(canonical, ())
+    known_in = [g for g in index.known.get(canonical, ()) if g not in current_in]
     trusted = bool(key_digests & server_keys) if server_keys else None
     if current_in:
         group_id = current_in[0] if len(current_in) == 1 else ""
@@ -67,7 +102,7 @@ def classify(
         return ClientVerdict(group_id, True, None, trusted, status)
     if known_in:
         group_id = known_in[0] if len(known_in) == 1 else ""
-        since = min(_stale_since(versions.get(g, []), canonical, newest(copies[g])) for g in known_in)
+        since = min(_stale_since(index.versions.get(g, []), canonical, index.newest[g]) for g in known_in)
         status = ClientStatus.UNTRUSTED if trusted is False else ClientStatus.STALE
         return ClientVerdict(group_id, False, since, trusted, status)
     status = ClientStatus.UNTRUSTED if trusted is False else ClientStatus.UNMATCHED
@@ -80,12 +115,13 @@ def classify_all(
     versions: dict[str, list[GroupVersion]],
     server_keys: set[str],
 ) -> dict[str, ClientVerdict]:
-    """Every readable client file."""
+    """Every readable client file, from scratch: the reference the incremental path is tested against."""
+    index = build_index(copies, versions)
     verdicts: dict[str, ClientVerdict] = {}
     for name, client in inventory.clients.items():
         facts = client.sylink.facts
         if facts is not None:
-            verdicts[name] = classify(facts.canonical_sha256, facts.key_digests(), copies, versions, server_keys)
+            verdicts[name] = classify(facts.canonical_sha256, facts.key_digests(), index, server_keys)
     return verdicts
 
 

@@ -32,11 +32,15 @@ def format_value(value: float) -> str:
     return repr(float(value))
 
 
-def render_family(family: Family, samples: Iterable[Sample]) -> str:
-    """HELP, TYPE and one line per unique label set (first wins)."""
-    lines = [f"# HELP {family.name} {_escape_help(family.help)}", f"# TYPE {family.name} {family.type}"]
-    seen: set[tuple[str, ...]] = set()
-    name = family.name
+def header(family: Family) -> str:
+    return f"# HELP {family.name} {_escape_help(family.help)}\n# TYPE {family.name} {family.type}\n"
+
+
+def lines(family: Family, samples: Iterable[Sample], seen: set[tuple[str, ...]] | None = None) -> str:
+    """One line per unique label set (first wins); `seen` carries across calls for one family."""
+    seen = set() if seen is None else seen
+    name = family.name + ("_total" if family.type == "counter" and not family.name.endswith("_total") else "")
+    out = []
     for values, value in samples:
         if values in seen:
             continue
@@ -44,12 +48,20 @@ def render_family(family: Family, samples: Iterable[Sample]) -> str:
         pairs = ",".join(
             f'{label}="{escape_label(v)}"' for label, v in zip(family.labels, values, strict=True) if v != ""
         )
-        suffix = "_total" if family.type == "counter" and not name.endswith("_total") else ""
-        series = f"{name}{suffix}{{{pairs}}}" if pairs else f"{name}{suffix}"
-        lines.append(f"{series} {format_value(value)}")
-    return "\n".join(lines) + "\n"
+        out.append(f"{name}{{{pairs}}} {format_value(value)}\n" if pairs else f"{name} {format_value(value)}\n")
+    return "".join(out)
+
+
+def render_family(family: Family, samples: Iterable[Sample]) -> str:
+    """HELP, TYPE and one line per unique label set (first wins)."""
+    return header(family) + lines(family, samples)
+
+
+def encode(text: str) -> bytes:
+    """UTF-8, with undecodable file names replaced rather than failing."""
+    return text.encode("utf-8", errors="replace")
 
 
 def render(families: Iterable[tuple[Family, Iterable[Sample]]]) -> bytes:
-    """The whole exposition; UTF-8, with undecodable file names replaced rather than failing."""
-    return "".join(render_family(f, s) for f, s in families).encode("utf-8", errors="replace")
+    """The whole exposition from scratch (the one-shot commands and the reference for the incremental path)."""
+    return encode("".join(render_family(f, s) for f, s in families))

@@ -9,17 +9,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sepm_exporter import history as history_module
-from sepm_exporter.clients import classify_all, group_counts
+from sepm_exporter.catalog import FAMILIES
+from sepm_exporter.clients import ClientStatus, GroupIndex, build_index, classify
 from sepm_exporter.config import Config
-from sepm_exporter.exposition import render
 from sepm_exporter.history import History
 from sepm_exporter.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.samples import Derived, SelfStats, failing, families
+from sepm_exporter.rendered import Rendered
+from sepm_exporter.samples import (
+    CLIENT_FAMILIES,
+    Derived,
+    Row,
+    SelfStats,
+    client_failing,
+    client_samples,
+    group_count_samples,
+    self_families,
+    server_failing,
+    server_families,
+)
 from sepm_exporter.scanner import Scanner
 
 log = logging.getLogger("sepm_exporter")
 
 Clock = Callable[[], float]
+SERVER_FAMILIES = frozenset(
+    f.name for f in FAMILIES
+    if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
+)
 
 
 class Exporter:
@@ -43,13 +59,31 @@ class Exporter:
         self.last_scan = 0.0
         self.ready = False
         self.derived = Derived({}, {}, {}, {})
-        self._known_problems: set[tuple[str, str, str, str]] = set()
-        self._exposition = b""
+        self.rendered = Rendered()
+        self._index: GroupIndex | None = None
+        self._key_set: frozenset[str] = frozenset()
+        self._groups: set[str] = set()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
+        self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
+        self._problems: dict[tuple[str, ...], list[Row]] = {}
 
     @property
     def exposition(self) -> bytes:
+        """The whole text; made once per change, so scrapes between changes share it."""
+        body, _ = self.rendered.cached()
+        if body is not None:
+            return body
         with self.lock:
-            return self._exposition
+            return self.rendered.body()
+
+    @property
+    def exposition_gzip(self) -> bytes:
+        _, gzipped = self.rendered.cached()
+        if gzipped is not None:
+            return gzipped
+        with self.lock:
+            return self.rendered.gzipped()
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self.lock:
@@ -70,51 +104,119 @@ class Exporter:
             self.ready = True
 
     def refresh(self) -> None:
-        """Re-derive and re-render after any change to the inventory."""
+        """Re-derive and re-render what changed since the last refresh.
+
+        Server-side changes (certificates, group files) re-derive the groups, O(groups), and re-judge
+        only the clients whose file's canonical hash they touch; a key change re-judges every
+        client; a client's change re-judges and re-renders that client alone.
+        """
         with self.lock:
             now = self.clock()
             inventory = self.scanner.inventory
-            dirty = False
-            for name, server in inventory.servers.items():
-                observed = server.server_certificate
-                if observed is not None and observed.facts is not None:
-                    before = self.history.servers.get(name)
-                    before_key = before.current if before is not None else None
-                    if history_module.record_key(self.history, name, observed.facts.leaf, now):
-                        log.warning("server key changed", extra={"server": name, "file": observed.label})
-                    dirty |= self.history.servers[name].current != before_key
-            copies = group_copies(inventory)
-            for group_id, held in copies.items():
-                for copy in held:
-                    dirty |= history_module.record_group_version(
-                        self.history, group_id, copy.facts.canonical_sha256, copy.mtime
-                    )
+            changes = self.scanner.take_changes()
+            dirty = self._record_keys(now)
             remembered = {name: h.current.public_key_sha256 for name, h in self.history.servers.items() if h.current}
             keys = current_server_keys(inventory, remembered)
-            verdicts = classify_all(inventory, copies, self.history.groups, set(keys.values()))
-            self.derived = Derived(
-                replica_mismatch=replica_mismatch(copies),
-                key_match=server_key_match(inventory, keys),
-                verdicts=verdicts,
-                group_counts=group_counts(verdicts, set(copies)),
-            )
-            self._log_problems()
+            key_set = frozenset(keys.values())
+            rejudge = set(changes.clients)
+            if changes.servers or key_set != self._key_set or self._index is None:
+                copies = group_copies(inventory)
+                for group_id, held in copies.items():
+                    for copy in held:
+                        dirty |= history_module.record_group_version(
+                            self.history, group_id, copy.facts.canonical_sha256, copy.mtime
+                        )
+                index = build_index(copies, self.history.groups)
+                for canonical in index.changed(self._index):
+                    rejudge |= self._by_canonical.get(canonical, set())
+                if key_set != self._key_set:
+                    rejudge |= set(inventory.clients) | set(self.derived.verdicts)
+                self._index, self._key_set = index, key_set
+                self._groups = set(copies)
+                self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
+                                       self.derived.verdicts, self.derived.group_counts)
+                for name, found in server_families(inventory, self.history, self.derived).items():
+                    if name in SERVER_FAMILIES:
+                        self.rendered.set_family(name, found)
+                self._set_problems(("servers",), server_failing(inventory))
+            for name in rejudge:
+                self._judge(name)
+            if rejudge or changes.servers:
+                counts = {(g, s.value): 0 for g in self._groups for s in ClientStatus}
+                for key, count in self._counts.items():
+                    if count:
+                        counts[key] = count
+                self.derived.group_counts.clear()
+                self.derived.group_counts.update(counts)
+                self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
             if dirty:
                 self._save_history()
-            stats = SelfStats(self.scan_duration, self.last_scan, dict(self.events), dict(self.errors_total), self.state_file_ok)
-            self._exposition = render(families(inventory, self.history, self.derived, stats))
+            self._render_self()
 
-    def _log_problems(self) -> None:
-        """Once per problem, not once per scan; and a line when it is fixed."""
-        rows = failing(self.scanner.inventory)
-        now_failing = {(server, client, file, reason) for server, client, file, reason, _ in rows}
+    def _record_keys(self, now: float) -> bool:
+        dirty = False
+        for name, server in self.scanner.inventory.servers.items():
+            observed = server.server_certificate
+            if observed is not None and observed.facts is not None:
+                before = self.history.servers.get(name)
+                before_key = before.current if before is not None else None
+                if history_module.record_key(self.history, name, observed.facts.leaf, now):
+                    log.warning("server key changed", extra={"server": name, "file": observed.label})
+                dirty |= self.history.servers[name].current != before_key
+        return dirty
+
+    def _judge(self, name: str) -> None:
+        """One client: its verdict, its place in the indexes and counts, its rendered chunk, its problems."""
+        inventory = self.scanner.inventory
+        verdicts = self.derived.verdicts
+        old = verdicts.pop(name, None)
+        if old is not None:
+            self._counts[(old.group_id, old.status.value)] -= 1
+        old_canonical = self._canonical.pop(name, None)
+        if old_canonical is not None:
+            holders = self._by_canonical[old_canonical]
+            holders.discard(name)
+            if not holders:
+                del self._by_canonical[old_canonical]
+        client = inventory.clients.get(name)
+        verdict = None
+        if client is not None and client.sylink.facts is not None and self._index is not None:
+            facts = client.sylink.facts
+            verdict = classify(facts.canonical_sha256, facts.key_digests(), self._index, self._key_set)
+            verdicts[name] = verdict
+            key = (verdict.group_id, verdict.status.value)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._canonical[name] = facts.canonical_sha256
+            self._by_canonical.setdefault(facts.canonical_sha256, set()).add(name)
+        if client is None:
+            self.rendered.drop_client(name)
+        else:
+            self.rendered.set_client(name, client_samples(name, client, verdict))
+        self._set_problems(("client", name), client_failing(inventory, name))
+
+    def _set_problems(self, owner: tuple[str, ...], rows: list[Row]) -> None:
+        """Log a problem once when it starts, once when it clears; count starts by reason."""
+        before = self._problems.get(owner, [])
+        if rows == before:
+            return
+        old = {row[:4] for row in before}
+        new = {row[:4] for row in rows}
         for server, client, file, reason, detail in rows:
-            if (server, client, file, reason) not in self._known_problems:
+            if (server, client, file, reason) not in old:
                 self.errors_total[reason] = self.errors_total.get(reason, 0) + 1
                 log.warning("file problem", extra={"server": server, "client": client, "file": file, "reason": reason, "detail": detail})
-        for server, client, file, reason in self._known_problems - now_failing:
+        for server, client, file, reason in old - new:
             log.info("file problem cleared", extra={"server": server, "client": client, "file": file, "reason": reason})
-        self._known_problems = now_failing
+        if rows:
+            self._problems[owner] = rows
+        else:
+            self._problems.pop(owner, None)
+
+    def _render_self(self) -> None:
+        rows = [row for found in self._problems.values() for row in found]
+        stats = SelfStats(self.scan_duration, self.last_scan, dict(self.events), dict(self.errors_total), self.state_file_ok)
+        for name, found in self_families(self.scanner.inventory, stats, rows).items():
+            self.rendered.set_family(name, found)
 
     def _save_history(self) -> None:
         if self.config.state_file is None:

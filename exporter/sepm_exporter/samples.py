@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ from sepm_exporter.catalog import BY_NAME, EVENT_KINDS, FAMILIES, Family
 from sepm_exporter.clients import ClientVerdict
 from sepm_exporter.exposition import Sample
 from sepm_exporter.history import History
-from sepm_exporter.inventory import Inventory, Observed
+from sepm_exporter.inventory import ClientState, Inventory, Observed
 from sepm_exporter.reasons import Reason
 
 
@@ -36,33 +35,54 @@ class SelfStats:
     state_file_ok: bool
 
 
-def errors(inventory: Inventory) -> Iterator[tuple[str, str, Observed[Any]]]:
-    """(server, client, observed) for every watched file: the callers pick the failing ones."""
-    for name, server in inventory.servers.items():
-        yield from ((name, "", o) for o in server.certificates.values())
-        for files in server.groups.values():
-            yield name, "", files.sylink
-            if files.index2 is not None:
-                yield name, "", files.index2
-        yield from ((name, "", o) for o in server.stray.values())
-    for client_name, client in inventory.clients.items():
-        yield "", client_name, client.sylink
-    yield from (("", c, o) for c, o in inventory.duplicates.items())
+Row = tuple[str, str, str, str, str]  # (server, client, file, reason, detail)
 
 
-def failing(inventory: Inventory) -> list[tuple[str, str, str, str, str]]:
-    """(server, client, file, reason, detail) for each problem; partial problems included."""
-    rows: list[tuple[str, str, str, str, str]] = []
-    for server, client, observed in errors(inventory):
-        if observed.reason is not None:
-            rows.append((server, client, observed.label, observed.reason.value, observed.detail))
-        problems = getattr(observed.facts, "problems", ())
-        for problem in problems:
-            rows.append((server, client, observed.label, problem.reason.value, problem.detail))
+def _rows(server: str, client: str, observed: Observed[Any]) -> list[Row]:
+    rows: list[Row] = []
+    if observed.reason is not None:
+        rows.append((server, client, observed.label, observed.reason.value, observed.detail))
+    for problem in getattr(observed.facts, "problems", ()):
+        rows.append((server, client, observed.label, problem.reason.value, problem.detail))
     return rows
 
 
-def _server_families(inventory: Inventory, history: History, derived: Derived) -> dict[str, list[Sample]]:
+def server_failing(inventory: Inventory) -> list[Row]:
+    """Every problem of every server file (certificates, group files, stray folders)."""
+    rows: list[Row] = []
+    for name, server in inventory.servers.items():
+        for certificate in server.certificates.values():
+            rows += _rows(name, "", certificate)
+        for files in server.groups.values():
+            rows += _rows(name, "", files.sylink)
+            if files.index2 is not None:
+                rows += _rows(name, "", files.index2)
+        for stray in server.stray.values():
+            rows += _rows(name, "", stray)
+    return rows
+
+
+def client_failing(inventory: Inventory, name: str) -> list[Row]:
+    """One client's problems: its own file, and a second file that claims the same name."""
+    rows: list[Row] = []
+    client = inventory.clients.get(name)
+    if client is not None:
+        rows += _rows("", name, client.sylink)
+    duplicate = inventory.duplicates.get(name)
+    if duplicate is not None:
+        rows += _rows("", name, duplicate)
+    return rows
+
+
+def failing(inventory: Inventory) -> list[Row]:
+    """(server, client, file, reason, detail) for each problem; partial problems included."""
+    rows = server_failing(inventory)
+    for name in dict.fromkeys([*inventory.clients, *inventory.duplicates]):
+        rows += client_failing(inventory, name)
+    return rows
+
+
+def server_families(inventory: Inventory, history: History, derived: Derived) -> dict[str, list[Sample]]:
     out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES}
     for name, server in inventory.servers.items():
         site = server.config.site
@@ -120,35 +140,61 @@ def _server_families(inventory: Inventory, history: History, derived: Derived) -
     return out
 
 
+CLIENT_FAMILIES: tuple[str, ...] = (
+    "sepm_client_sylink_info",
+    "sepm_client_sylink_modified_timestamp_seconds",
+    "sepm_client_sylink_current",
+    "sepm_client_sylink_stale_since_timestamp_seconds",
+    "sepm_client_server_key_trusted",
+)
+
+
+def client_samples(name: str, client: ClientState, verdict: ClientVerdict | None) -> dict[str, list[Sample]]:
+    """One client's series: rendered on their own, so a change to one client re-renders one client."""
+    out: dict[str, list[Sample]] = {}
+    facts = client.sylink.facts
+    mtime = client.sylink.mtime
+    if facts is None or mtime is None:
+        return out
+    group_id = verdict.group_id if verdict is not None else ""
+    out["sepm_client_sylink_info"] = [((name, group_id, facts.sha256, facts.canonical_sha256), 1.0)]
+    out["sepm_client_sylink_modified_timestamp_seconds"] = [((name,), mtime)]
+    if verdict is None:
+        return out
+    if verdict.current is not None:
+        out["sepm_client_sylink_current"] = [((name, group_id), 1.0 if verdict.current else 0.0)]
+    if verdict.stale_since is not None:
+        out["sepm_client_sylink_stale_since_timestamp_seconds"] = [((name, group_id), verdict.stale_since)]
+    if verdict.trusted is not None:
+        out["sepm_client_server_key_trusted"] = [((name,), 1.0 if verdict.trusted else 0.0)]
+    return out
+
+
+def group_count_samples(counts: dict[tuple[str, str], int]) -> list[Sample]:
+    return [((group_id, state), float(count)) for (group_id, state), count in sorted(counts.items())]
+
+
 def _client_families(inventory: Inventory, derived: Derived, out: dict[str, list[Sample]]) -> None:
     for name, client in sorted(inventory.clients.items()):
-        facts = client.sylink.facts
-        mtime = client.sylink.mtime
-        if facts is None or mtime is None:
-            continue
-        verdict = derived.verdicts.get(name)
-        group_id = verdict.group_id if verdict is not None else ""
-        out["sepm_client_sylink_info"].append(((name, group_id, facts.sha256, facts.canonical_sha256), 1.0))
-        out["sepm_client_sylink_modified_timestamp_seconds"].append(((name,), mtime))
-        if verdict is None:
-            continue
-        if verdict.current is not None:
-            out["sepm_client_sylink_current"].append(((name, group_id), 1.0 if verdict.current else 0.0))
-        if verdict.stale_since is not None:
-            out["sepm_client_sylink_stale_since_timestamp_seconds"].append(((name, group_id), verdict.stale_since))
-        if verdict.trusted is not None:
-            out["sepm_client_server_key_trusted"].append(((name,), 1.0 if verdict.trusted else 0.0))
-    for (group_id, state), count in sorted(derived.group_counts.items()):
-        out["sepm_group_clients"].append(((group_id, state), float(count)))
+        for family, found in client_samples(name, client, derived.verdicts.get(name)).items():
+            out[family] += found
+    out["sepm_group_clients"] += group_count_samples(derived.group_counts)
 
 
-def _self_families(inventory: Inventory, stats: SelfStats, out: dict[str, list[Sample]]) -> None:
+def self_families(inventory: Inventory, stats: SelfStats, rows: list[Row]) -> dict[str, list[Sample]]:
+    """The exporter's own series; `rows` are the failing files, kept up to date by the caller."""
+    out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES if f.name.startswith("sepm_exporter_")}
+    _self_families(inventory, stats, rows, out)
+    return out
+
+
+def _self_families(inventory: Inventory, stats: SelfStats, rows: list[Row], out: dict[str, list[Sample]]) -> None:
     out["sepm_exporter_build_info"].append(((__version__,), 1.0))
     for name, server in inventory.servers.items():
         out["sepm_exporter_root_up"].append(((name, ""), 1.0 if server.root_up else 0.0))
     for key, collection in inventory.collections.items():
         out["sepm_exporter_root_up"].append((("", key), 1.0 if collection.root_up else 0.0))
-    for server_name, client, label, reason, _detail in failing(inventory):
+    for server_name, client, label, reason, _detail in rows:
         out["sepm_exporter_file_error"].append(((server_name, client, label, reason), 1.0))
     for reason in Reason:
         out["sepm_exporter_file_errors_total"].append(((reason.value,), float(stats.errors_total.get(reason.value, 0))))
@@ -169,7 +215,7 @@ def families(
     inventory: Inventory, history: History, derived: Derived, stats: SelfStats
 ) -> list[tuple[Family, list[Sample]]]:
     """All families in catalog order; empty families are still declared (HELP/TYPE) for discoverability."""
-    out = _server_families(inventory, history, derived)
+    out = server_families(inventory, history, derived)
     _client_families(inventory, derived, out)
-    _self_families(inventory, stats, out)
+    _self_families(inventory, stats, failing(inventory), out)
     return [(BY_NAME[f.name], out[f.name]) for f in FAMILIES]

@@ -7,8 +7,10 @@ is the truth.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,22 +58,76 @@ def _certificate_paths(server: ServerConfig) -> list[tuple[Path, str]]:
     return paths
 
 
+@dataclass
+class Changes:
+    """What moved since the last `take_changes`: the runtime re-derives only this."""
+
+    clients: set[str] = field(default_factory=set)  # client names whose file (or duplicate) changed or went
+    servers: bool = False  # any certificate, group file, stray folder or root state on a server
+
+    def __bool__(self) -> bool:
+        return bool(self.clients) or self.servers
+
+
+PARSE_CACHE_SIZE = 8192
+
+
+class ParseCache:
+    """SyLink.xml facts by the SHA-256 of the bytes: clients hold copies of a few group files.
+
+    100,000 client files are typically a few hundred distinct contents, so the expensive part (XML,
+    canonical form, embedded certificates) runs once per content; the rest is a read and a hash,
+    the floor of any scan. Errors are cached too: the same bytes fail the same way.
+    """
+
+    def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: dict[bytes, SyLinkFacts | ParseError] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def parse(self, data: bytes, max_bytes: int) -> SyLinkFacts:
+        digest = hashlib.sha256(data).digest()
+        found = self.entries.get(digest)
+        if found is None:
+            self.misses += 1
+            try:
+                found = parse_sylink(data, max_bytes)
+            except ParseError as exc:
+                found = exc
+            if len(self.entries) >= self.size:
+                del self.entries[next(iter(self.entries))]  # oldest first: a bounded cache
+            self.entries[digest] = found
+        else:
+            self.hits += 1
+        if isinstance(found, ParseError):
+            raise ParseError(found.reason, found.detail)
+        return found
+
+
 class Scanner:
-    """Keeps the inventory in step with the disk; `counts` feeds the self-metrics."""
+    """Keeps the inventory in step with the disk; `changes` tells the runtime what moved."""
 
     def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
         self.config = config
         self.inventory = inventory if inventory is not None else Inventory()
         self.files_read = 0
         self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
+        self.changes = Changes(servers=True)
+        self.parse_cache = ParseCache()
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
             self.inventory.collections.setdefault(str(collection.path), CollectionState(path=collection.path))
 
+    def take_changes(self) -> Changes:
+        """Hand over what changed and start a new record."""
+        changes, self.changes = self.changes, Changes()
+        return changes
+
     def _sylink(self, data: bytes) -> SyLinkFacts:
         self.files_read += 1
-        return parse_sylink(data, self.config.max_file_bytes)
+        return self.parse_cache.parse(data, self.config.max_file_bytes)
 
     def _index2(self, data: bytes) -> Index2Facts:
         return parse_index2(data, self.config.max_file_bytes)
@@ -84,7 +140,9 @@ class Scanner:
     def scan_server(self, name: str) -> None:
         """The whole tree of one server: certificates and every group folder."""
         state = self.inventory.servers[name]
-        state.root_up = _is_dir(state.config.root)
+        was_up, state.root_up = state.root_up, _is_dir(state.config.root)
+        if was_up != state.root_up:
+            self.changes.servers = True
         if not state.root_up:
             return  # keep the last known facts: a dropped share is not a deleted server
         self.scan_certificates(name)
@@ -105,16 +163,20 @@ class Scanner:
                     outbox / entry_name, label, None, None, Reason.BAD_GROUP_FOLDER,
                     "outbox folder holds a SyLink.xml but its name is not a 32-hex group ID",
                 )
+        if stray.keys() != state.stray.keys():
+            self.changes.servers = True
         state.stray = stray
         for group_id in [g for g in state.groups if g not in seen]:
             del state.groups[group_id]
+            self.changes.servers = True
 
     def scan_certificates(self, name: str) -> None:
         state = self.inventory.servers[name]
         for path, label in _certificate_paths(state.config):
-            state.certificates[label] = observe(
-                path, label, self._certificate, state.certificates.get(label), self.config.max_file_bytes
-            )
+            previous = state.certificates.get(label)
+            state.certificates[label] = observe(path, label, self._certificate, previous, self.config.max_file_bytes)
+            if state.certificates[label] is not previous:
+                self.changes.servers = True
 
     def scan_group(self, name: str, group_id: str) -> None:
         """One outbox folder; a folder without SyLink.xml is no group (yet)."""
@@ -122,7 +184,8 @@ class Scanner:
         folder = state.config.root.joinpath(*layout.OUTBOX_AGENT, group_id)
         sylink_path = folder / layout.SYLINK_NAME
         if not os.path.lexists(sylink_path):
-            state.groups.pop(group_id, None)
+            if state.groups.pop(group_id, None) is not None:
+                self.changes.servers = True
             return
         previous = state.groups.get(group_id)
         label = layout.relative_label(sylink_path, state.config.root)
@@ -139,7 +202,9 @@ class Scanner:
                 previous.index2 if previous else None,
                 self.config.max_file_bytes,
             )
-        state.groups[group_id] = GroupFiles(sylink=sylink, index2=index2)
+        if previous is None or sylink is not previous.sylink or index2 is not previous.index2:
+            self.changes.servers = True
+            state.groups[group_id] = GroupFiles(sylink=sylink, index2=index2)
 
     # -- clients ----------------------------------------------------------------------------
     def scan_collection(self, key: str) -> None:
@@ -161,9 +226,11 @@ class Scanner:
                 self.progress(done, len(names))
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
             del self.inventory.clients[client]
+            self.changes.clients.add(client)
         for client in [c for c, s in self.inventory.duplicates.items() if s.path.parent.parent == collection.path]:
             if client not in present:
                 del self.inventory.duplicates[client]
+                self.changes.clients.add(client)
 
     def scan_collection_client(self, key: str, client: str) -> bool:
         """One client folder of a collection; False when it holds no SyLink.xml."""
@@ -173,30 +240,41 @@ class Scanner:
             existing = self.inventory.clients.get(client)
             if existing is not None and existing.root == key:
                 del self.inventory.clients[client]
+                self.changes.clients.add(client)
+            if client in self.inventory.duplicates and self.inventory.duplicates[client].path == path:
+                del self.inventory.duplicates[client]
+                self.changes.clients.add(client)
             return False
         label = f"{client}/{layout.SYLINK_NAME}"
         existing = self.inventory.clients.get(client)
         if existing is not None and existing.root != key:
             # The name is taken by another collection or a configured file: two series with one label
             # set would fail the whole scrape, so the second file is reported, not published.
-            self.inventory.duplicates[client] = Observed(
-                path, label, None, None, Reason.DUPLICATE_CLIENT, f"client name already taken by {existing.root or 'config'}"
-            )
+            if client not in self.inventory.duplicates:
+                self.inventory.duplicates[client] = Observed(
+                    path, label, None, None, Reason.DUPLICATE_CLIENT,
+                    f"client name already taken by {existing.root or 'config'}",
+                )
+                self.changes.clients.add(client)
             return True
+        stale_duplicate = self.inventory.duplicates.get(client)
+        if stale_duplicate is not None and stale_duplicate.path == path:  # the first holder went: this file is it now
+            del self.inventory.duplicates[client]
+            self.changes.clients.add(client)
         previous = existing.sylink if existing is not None else None
-        self.inventory.clients[client] = ClientState(
-            client, key, observe(path, label, self._sylink, previous, self.config.max_file_bytes)
-        )
+        observed = observe(path, label, self._sylink, previous, self.config.max_file_bytes)
+        if observed is not previous:
+            self.inventory.clients[client] = ClientState(client, key, observed)
+            self.changes.clients.add(client)
         return True
 
     def scan_client_file(self, client: ClientFile) -> None:
         existing = self.inventory.clients.get(client.name)
         previous = existing.sylink if existing is not None and existing.root == "" else None
-        self.inventory.clients[client.name] = ClientState(
-            client.name,
-            "",
-            observe(client.file, client.file.name, self._sylink, previous, self.config.max_file_bytes),
-        )
+        observed = observe(client.file, client.file.name, self._sylink, previous, self.config.max_file_bytes)
+        if observed is not previous:
+            self.inventory.clients[client.name] = ClientState(client.name, "", observed)
+            self.changes.clients.add(client.name)
 
     # -- everything ---------------------------------------------------------------------------
     def scan_all(self) -> None:

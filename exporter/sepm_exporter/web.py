@@ -59,18 +59,38 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("http request", extra={"path": self.path})
 
+        def _wants_gzip(self) -> bool:
+            return "gzip" in self.headers.get("Accept-Encoding", "")
+
         def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-            if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
-                body = gzip.compress(body, compresslevel=1)
-                self.send_response(status)
-                self.send_header("Content-Encoding", "gzip")
+            if self._wants_gzip() and len(body) > 1024:
+                self._send_parts(status, [gzip.compress(body, compresslevel=1)], content_type, "gzip")
             else:
-                self.send_response(status)
+                self._send_parts(status, [body], content_type)
+
+        def _send_parts(self, status: int, parts: list[bytes], content_type: str, encoding: str = "") -> None:
+            self.send_response(status)
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(sum(len(p) for p in parts)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                for part in parts:
+                    self.wfile.write(part)
+
+        def _send_metrics(self) -> None:
+            """The pre-rendered exposition (and its pre-made gzip) plus the few process metrics.
+
+            Two gzip members back to back are one valid gzip stream, so the large part is never
+            compressed again for a scrape.
+            """
+            process_text = generate_latest(process)
+            if self._wants_gzip():
+                tail = gzip.compress(process_text, compresslevel=1)
+                self._send_parts(200, [exporter.exposition_gzip, tail], CONTENT_TYPE, "gzip")
+            else:
+                self._send_parts(200, [exporter.exposition, process_text], CONTENT_TYPE)
 
         def do_HEAD(self) -> None:
             self.do_GET()
@@ -84,7 +104,7 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
                 return
             path = self.path.split("?", 1)[0]
             if path == telemetry_path:
-                self._send(200, exporter.exposition + generate_latest(process), CONTENT_TYPE)
+                self._send_metrics()
             elif path == "/-/healthy":
                 self._send(200, b"Healthy.\n")
             elif path == "/-/ready":

@@ -58,7 +58,7 @@ def add_lab_parser(commands: Any) -> None:
     age.add_argument("seconds", type=float)
     bad = steps.add_parser("hostile", help="replace a file with a hostile or broken one")
     bad.add_argument("dir", type=Path)
-    bad.add_argument("kind", choices=sorted({**hostile.KINDS, **hostile.FS_KINDS}))
+    bad.add_argument("kind", choices=sorted({**hostile.KINDS, **hostile.PARTIAL_KINDS, **hostile.CERTIFICATE_KINDS, **hostile.FS_KINDS}))
     bad.add_argument("target", type=Path, help="file to replace, relative to the lab folder or absolute")
     for name, text in (("vanish", "a server's share drops"), ("restore", "a server's share returns")):
         step = steps.add_parser(name, help=text)

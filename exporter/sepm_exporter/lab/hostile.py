@@ -69,10 +69,13 @@ KINDS: dict[str, str] = {
     "wrong-encoding": "bad_encoding",
     "not-sylink": "not_sylink",
     "huge-64m": "too_large",
-    "corrupt-embedded-certificate": "bad_certificate",
-    "pem-garbage": "bad_certificate",
-    "der-fragment": "bad_certificate",
 }
+
+# A SyLink.xml that still parses, with one embedded certificate broken: a problem, not a failure.
+PARTIAL_KINDS: dict[str, str] = {"corrupt-embedded-certificate": "bad_certificate"}
+
+# For server.crt rather than SyLink.xml.
+CERTIFICATE_KINDS: dict[str, str] = {"pem-garbage": "bad_certificate", "der-fragment": "bad_certificate"}
 
 # Damage done to the file system rather than to the bytes; the lab applies these itself.
 FS_KINDS: dict[str, str] = {

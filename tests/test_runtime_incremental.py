@@ -1,0 +1,118 @@
+"""The incremental paths against the truth: after every step, a fresh full scan must publish the same facts.
+
+Each step is applied to one long-lived exporter twice over: through the event path (only the units
+the changed paths map to are re-read) and through the reconciliation path (a stat pass), and the
+result is compared with a brand-new exporter that scans everything from nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import samples
+from sepm_exporter.config import load_config
+from sepm_exporter.lab import estate
+from sepm_exporter.runtime import Exporter
+from sepm_exporter.watcher import apply, unit_of
+
+Step = Callable[[estate.Lab], list[Path]]
+
+
+def facts(exporter: Exporter) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Everything but the exporter's own bookkeeping, which legitimately differs between runs."""
+    return {k: v for k, v in samples(exporter.exposition).items()
+            if not k[0].startswith("sepm_exporter_") or k[0] in ("sepm_exporter_file_error", "sepm_exporter_root_up")}
+
+
+def rename_client(lab: estate.Lab) -> list[Path]:
+    old = lab.clients_root / "WS-0002"
+    new = lab.clients_root / "WS-0002-renamed"
+    old.rename(new)
+    return [old, new / "SyLink.xml"]
+
+
+def delete_client(lab: estate.Lab) -> list[Path]:
+    folder = lab.clients_root / "WS-0005"
+    shutil.rmtree(folder)
+    return [folder / "SyLink.xml"]
+
+
+def new_group(lab: estate.Lab) -> list[Path]:
+    group = lab.add_group()
+    paths = [lab.sylink_path(s.name, group) for s in lab.state.servers]
+    lab.pull(1.0, group_id=group)
+    return paths
+
+
+def drop_group(lab: estate.Lab) -> list[Path]:
+    group = lab.state.groups[-1].group_id
+    paths = [lab.sylink_path(s.name, group) for s in lab.state.servers]
+    lab.remove_group(group)
+    return paths
+
+
+def new_key(lab: estate.Lab) -> list[Path]:
+    lab.renew("SEPM1", new_key=True)
+    return [lab.certificate_path("SEPM1"), *lab.publish("SEPM1")]
+
+
+def all_clients(lab: estate.Lab) -> list[Path]:
+    return [lab.client_path(name) for name in lab.state.clients if lab.client_path(name).exists()]
+
+
+STEPS: list[tuple[str, Step]] = [
+    ("publish on one partner", lambda lab: lab.publish("SEPM1")),
+    ("half the clients pull", lambda lab: (lab.pull(0.5), all_clients(lab))[1]),
+    ("a client is renamed", rename_client),
+    ("a client is deleted", delete_client),
+    ("a group appears", new_group),
+    ("drift on one partner", lambda lab: [lab.drift("SEPM2", lab.state.groups[0].group_id, heartbeat_seconds=600)]),
+    ("a client is damaged", lambda lab: (lab.write_hostile("truncated", lab.client_path("WS-0003")),
+                                         [lab.client_path("WS-0003")])[1]),
+    ("the server key changes", new_key),
+    ("replication", lambda lab: (lab.replicate("SEPM1", "SEPM2"),
+                                 [lab.sylink_path("SEPM2", g.group_id) for g in lab.state.groups])[1]),
+    ("a group vanishes", drop_group),
+    ("everyone pulls", lambda lab: (lab.pull(1.0), all_clients(lab))[1]),
+]
+
+
+@pytest.mark.parametrize("path_kind", ["events", "reconcile"])
+def test_every_step_ends_where_a_fresh_scan_does(path_kind: str, tmp_path: Path) -> None:
+    lab = estate.init(tmp_path / "lab", groups=4, clients=24)
+    running = Exporter(load_config(lab.config_path))
+    running.full_scan()
+    for title, step in STEPS:
+        changed = step(lab)
+        if path_kind == "events":
+            units = {u for u in (unit_of(running, p) for p in changed) if u is not None}
+            assert units, title
+            apply(running, units)
+        else:
+            running.full_scan()
+        fresh = Exporter(load_config(lab.config_path))
+        fresh.full_scan()
+        assert facts(running) == facts(fresh), f"after: {title}"
+
+
+def test_a_client_change_re_renders_that_client_alone(lab: estate.Lab) -> None:
+    running = Exporter(load_config(lab.config_path))
+    running.full_scan()
+    before = dict(running.rendered.clients)
+    lab.write_variant("crlf", lab.client_path("WS-0004"))
+    apply(running, {u for u in [unit_of(running, lab.client_path("WS-0004"))] if u is not None})
+    after = running.rendered.clients
+    assert {n for n in after if after[n] is not before.get(n)} == {"WS-0004"}
+
+
+def test_parsing_runs_once_per_distinct_content(tmp_path: Path) -> None:
+    lab = estate.init(tmp_path / "lab", groups=3, clients=60)
+    running = Exporter(load_config(lab.config_path))
+    running.full_scan()
+    cache = running.scanner.parse_cache
+    assert cache.misses <= 3 * 2 + 1, "3 groups on 2 servers; 60 clients hold copies of them"
+    assert cache.hits >= 60 - 1
