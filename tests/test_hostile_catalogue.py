@@ -213,10 +213,10 @@ def test_a_file_deleted_between_list_and_read(lab: estate.Lab, running: Exporter
     path = client_file(lab)
     real = scanner.read_capped
 
-    def deleting(target: Path, limit: int) -> bytes:
+    def deleting(target: str, limit: int, size_hint: int = -1) -> bytes:
         if Path(target) == path and path.exists():
             path.unlink()
-        return real(target, limit)
+        return real(target, limit, size_hint)
 
     monkeypatch.setattr(scanner, "read_capped", deleting)
     lab.write_variant("crlf", path)  # a change, so the scanner reads it again

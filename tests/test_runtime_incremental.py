@@ -99,14 +99,19 @@ def test_every_step_ends_where_a_fresh_scan_does(path_kind: str, tmp_path: Path)
         assert facts(running) == facts(fresh), f"after: {title}"
 
 
-def test_a_client_change_re_renders_that_client_alone(lab: estate.Lab) -> None:
+def test_a_client_change_re_renders_its_block_alone(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sepm_exporter import rendered
+
+    monkeypatch.setattr(rendered, "BLOCK_SIZE", 4)  # 12 clients: three blocks
     running = Exporter(load_config(lab.config_path))
     running.full_scan()
-    before = dict(running.rendered.clients)
-    lab.write_variant("crlf", lab.client_path("WS-0004"))
-    apply(running, {u for u in [unit_of(running, lab.client_path("WS-0004"))] if u is not None})
-    after = running.rendered.clients
-    assert {n for n in after if after[n] is not before.get(n)} == {"WS-0004"}
+    assert len(running.rendered.blocks) == 3
+    before = list(running.rendered.block_text)
+    lab.write_variant("crlf", lab.client_path("WS-0006"))
+    apply(running, {u for u in [unit_of(running, lab.client_path("WS-0006"))] if u is not None})
+    after = running.rendered.block_text
+    changed = [i for i, text in enumerate(after) if text is not before[i]]
+    assert changed == [running.rendered.block_of["WS-0006"]]
 
 
 def test_parsing_runs_once_per_distinct_content(tmp_path: Path) -> None:

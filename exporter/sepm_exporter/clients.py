@@ -23,7 +23,7 @@ class ClientStatus(enum.StrEnum):
     UNMATCHED = "unmatched"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientVerdict:
     """What the exporter concludes about one client's SyLink.xml."""
 
@@ -121,7 +121,7 @@ def classify_all(
     for name, client in inventory.clients.items():
         facts = client.sylink.facts
         if facts is not None:
-            verdicts[name] = classify(facts.canonical_sha256, facts.key_digests(), index, server_keys)
+            verdicts[name] = classify(facts.canonical_sha256, facts.key_digests, index, server_keys)
     return verdicts
 
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_module
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sepm_exporter.reasons import ParseError, Reason
 
 
-@dataclass(frozen=True)
-class Signature:
-    """What changes when a file is rewritten, renamed over, or swapped behind a symlink."""
+class Signature(NamedTuple):
+    """What changes when a file is rewritten, renamed over, or swapped behind a symlink.
+
+    A named tuple: made for every file of every cold scan, and compared on every reconciliation.
+    """
 
     mtime_ns: int
     size: int
@@ -39,7 +41,7 @@ def _os_reason(exc: OSError) -> Reason:
     return Reason.UNREADABLE
 
 
-def signature(path: Path) -> Signature:
+def signature(path: str | Path) -> Signature:
     """Stat through symlinks; ParseError when the path is not a readable regular file."""
     try:
         st = os.stat(path)
@@ -50,13 +52,27 @@ def signature(path: Path) -> Signature:
     return Signature(mtime_ns=st.st_mtime_ns, size=st.st_size, inode=st.st_ino, device=st.st_dev)
 
 
-def read_capped(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, refusing more than `max_bytes` without reading them all."""
+def read_capped(path: str | Path, max_bytes: int, size_hint: int = -1) -> bytes:
+    """The file's bytes, refusing more than `max_bytes` without reading them all.
+
+    `size_hint` (from the stat just made) sizes the read, so a 6 KB file costs a 6 KB buffer, and a
+    file already known to be too large is not opened at all; one that grew since is read on.
+    """
+    if size_hint > max_bytes:
+        raise ParseError(Reason.TOO_LARGE, f"over the {max_bytes}-byte cap")
+    want = (size_hint if size_hint >= 0 else max_bytes) + 1
+    chunks: list[bytes] = []
+    got = 0
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        with open(path, "rb", buffering=0) as handle:
+            while got <= max_bytes:
+                chunk = handle.read(want - got if got < want else max_bytes + 1 - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
     except OSError as exc:
         raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
-    if len(data) > max_bytes:
+    if got > max_bytes:
         raise ParseError(Reason.TOO_LARGE, f"over the {max_bytes}-byte cap")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

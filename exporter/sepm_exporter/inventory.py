@@ -19,11 +19,16 @@ from sepm_exporter.sylink import SyLinkFacts
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class Observed(Generic[T]):
-    """One read of one file: facts, or the reason there are none."""
+    """One read of one file: facts, or the reason there are none.
 
-    path: Path
+    Compared by identity: the scanner hands back the very same object while a file is unchanged,
+    which is how the runtime knows what changed. Not frozen, because frozen dataclasses are slow
+    to build and a cold scan builds 100,000 of these.
+    """
+
+    path: str  # as given to the OS (a string: 100,000 Path objects cost more than the facts)
     label: str  # the `file` label: below its watched root, `/`-separated
     signature: Signature | None
     facts: T | None
@@ -60,7 +65,7 @@ class ServerState:
         return self.certificates.get("/".join(SERVER_CERTIFICATE))
 
 
-@dataclass
+@dataclass(slots=True)
 class ClientState:
     """One client's SyLink.xml."""
 

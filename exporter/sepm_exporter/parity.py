@@ -72,5 +72,5 @@ def server_key_match(inventory: Inventory, keys: dict[str, str]) -> dict[tuple[s
             continue
         for group_id, files in server.groups.items():
             if files.sylink.facts is not None:
-                matches[(name, group_id)] = key in files.sylink.facts.key_digests()
+                matches[(name, group_id)] = key in files.sylink.facts.key_digests
     return matches

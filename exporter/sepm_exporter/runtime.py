@@ -10,18 +10,17 @@ from pathlib import Path
 
 from sepm_exporter import history as history_module
 from sepm_exporter.catalog import FAMILIES
-from sepm_exporter.clients import ClientStatus, GroupIndex, build_index, classify
+from sepm_exporter.clients import ClientStatus, ClientVerdict, GroupIndex, build_index, classify
 from sepm_exporter.config import Config
 from sepm_exporter.history import History
 from sepm_exporter.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.rendered import Rendered
+from sepm_exporter.rendered import Rendered, client_chunks
 from sepm_exporter.samples import (
     CLIENT_FAMILIES,
     Derived,
     Row,
     SelfStats,
     client_failing,
-    client_samples,
     group_count_samples,
     self_families,
     server_failing,
@@ -67,23 +66,20 @@ class Exporter:
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._problems: dict[tuple[str, ...], list[Row]] = {}
+        self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
 
     @property
     def exposition(self) -> bytes:
-        """The whole text; made once per change, so scrapes between changes share it."""
-        body, _ = self.rendered.cached()
-        if body is not None:
-            return body
-        with self.lock:
-            return self.rendered.body()
+        """The whole text (one-shot commands, tests); scrapes send `exposition_parts` instead."""
+        return b"".join(self.exposition_parts())
 
-    @property
-    def exposition_gzip(self) -> bytes:
-        _, gzipped = self.rendered.cached()
-        if gzipped is not None:
-            return gzipped
+    def exposition_parts(self) -> list[bytes]:
         with self.lock:
-            return self.rendered.gzipped()
+            return self.rendered.parts()
+
+    def exposition_gzip_parts(self) -> list[bytes]:
+        with self.lock:
+            return self.rendered.gzip_parts()
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self.lock:
@@ -149,6 +145,9 @@ class Exporter:
                 self.derived.group_counts.clear()
                 self.derived.group_counts.update(counts)
                 self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
+            if self.rendered.dirty:
+                clients, verdicts = inventory.clients, self.derived.verdicts
+                self.rendered.rebuild(lambda name: client_chunks(name, clients[name], verdicts.get(name)))
             if dirty:
                 self._save_history()
             self._render_self()
@@ -182,17 +181,22 @@ class Exporter:
         verdict = None
         if client is not None and client.sylink.facts is not None and self._index is not None:
             facts = client.sylink.facts
-            verdict = classify(facts.canonical_sha256, facts.key_digests(), self._index, self._key_set)
+            verdict = classify(facts.canonical_sha256, facts.key_digests, self._index, self._key_set)
+            verdict = self._verdict_pool.setdefault(verdict, verdict)  # thousands of clients share a handful
             verdicts[name] = verdict
             key = (verdict.group_id, verdict.status.value)
             self._counts[key] = self._counts.get(key, 0) + 1
             self._canonical[name] = facts.canonical_sha256
             self._by_canonical.setdefault(facts.canonical_sha256, set()).add(name)
-        if client is None:
+        if client is None or client.sylink.facts is None:
             self.rendered.drop_client(name)
         else:
-            self.rendered.set_client(name, client_samples(name, client, verdict))
-        self._set_problems(("client", name), client_failing(inventory, name))
+            self.rendered.touch_client(name)
+        observed = client.sylink if client is not None else None
+        owner = ("client", name)
+        if (owner in self._problems or name in inventory.duplicates
+                or (observed is not None and (observed.reason is not None or (observed.facts is not None and observed.facts.problems)))):
+            self._set_problems(owner, client_failing(inventory, name))
 
     def _set_problems(self, owner: tuple[str, ...], rows: list[Row]) -> None:
         """Log a problem once when it starts, once when it clears; count starts by reason."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ class SyLinkFacts:
     preferred_group: str
     problems: tuple[Problem, ...]
 
+    @functools.cached_property
     def key_digests(self) -> frozenset[str]:
-        """Public keys the file lets a client trust."""
+        """Public keys the file lets a client trust (computed once: clients share parsed facts)."""
         return frozenset(c.facts.public_key_sha256 for c in self.certificates if c.facts is not None)
 
 

@@ -76,21 +76,20 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
             self.send_header("Content-Length", str(sum(len(p) for p in parts)))
             self.end_headers()
             if self.command != "HEAD":
-                for part in parts:
-                    self.wfile.write(part)
+                self.wfile.writelines(parts)
 
         def _send_metrics(self) -> None:
-            """The pre-rendered exposition (and its pre-made gzip) plus the few process metrics.
+            """The pre-rendered parts (or their gzip members) plus the few process metrics.
 
-            Two gzip members back to back are one valid gzip stream, so the large part is never
-            compressed again for a scrape.
+            Gzip members back to back are one valid gzip stream, so a part is compressed once per
+            change, never once per scrape.
             """
             process_text = generate_latest(process)
             if self._wants_gzip():
                 tail = gzip.compress(process_text, compresslevel=1)
-                self._send_parts(200, [exporter.exposition_gzip, tail], CONTENT_TYPE, "gzip")
+                self._send_parts(200, [*exporter.exposition_gzip_parts(), tail], CONTENT_TYPE, "gzip")
             else:
-                self._send_parts(200, [exporter.exposition, process_text], CONTENT_TYPE)
+                self._send_parts(200, [*exporter.exposition_parts(), process_text], CONTENT_TYPE)
 
         def do_HEAD(self) -> None:
             self.do_GET()

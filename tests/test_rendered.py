@@ -1,0 +1,52 @@
+"""The fast client renderer writes exactly what the generic exposition code writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sepm_exporter.catalog import BY_NAME
+from sepm_exporter.clients import ClientStatus, ClientVerdict
+from sepm_exporter.config import load_config
+from sepm_exporter.exposition import encode, lines
+from sepm_exporter.lab import estate
+from sepm_exporter.rendered import Rendered, client_chunks
+from sepm_exporter.runtime import Exporter
+from sepm_exporter.samples import CLIENT_FAMILIES, client_samples
+
+VERDICTS = [
+    None,
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", True, None, True, ClientStatus.CURRENT),
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", False, 1700000000.25, False, ClientStatus.UNTRUSTED),
+    ClientVerdict("", None, None, None, ClientStatus.UNMATCHED),
+]
+
+
+@pytest.mark.parametrize("name", ["WS-0001", "端末-東京-01", 'quote"and\\back', "new\nline"])
+@pytest.mark.parametrize("verdict", VERDICTS)
+def test_client_chunks_equal_the_generic_lines(lab: estate.Lab, name: str, verdict: ClientVerdict | None) -> None:
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    client = exporter.scanner.inventory.clients["WS-0001"]
+    expected = client_samples(name, client, verdict)
+    generic = tuple(encode(lines(BY_NAME[f], expected[f])) if f in expected else b"" for f in CLIENT_FAMILIES)
+    assert client_chunks(name, client, verdict) == generic
+
+
+def test_gzip_members_are_made_once_per_change(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    from sepm_exporter import rendered as module
+    from sepm_exporter.watcher import apply, unit_of
+
+    monkeypatch.setattr(module, "BLOCK_SIZE", 5)
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    first = exporter.exposition_gzip_parts()
+    assert gzip.decompress(b"".join(first)) == exporter.exposition, "concatenated members are one stream"
+    again = exporter.exposition_gzip_parts()
+    assert all(a is b for a, b in zip(first, again, strict=True)), "nothing changed: nothing compressed"
+    lab.write_variant("crlf", lab.client_path("WS-0007"))
+    apply(exporter, {u for u in [unit_of(exporter, lab.client_path("WS-0007"))] if u is not None})
+    rendered: Rendered = exporter.rendered
+    assert [i for i, g in enumerate(rendered._block_gzip) if g is None] == [rendered.block_of["WS-0007"]]
+    assert gzip.decompress(b"".join(exporter.exposition_gzip_parts())) == exporter.exposition
