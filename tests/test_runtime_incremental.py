@@ -106,9 +106,12 @@ def test_a_client_change_re_renders_its_block_alone(lab: estate.Lab, monkeypatch
     running = Exporter(load_config(lab.config_path))
     running.full_scan()
     assert len(running.rendered.blocks) == 3
+    running.exposition_parts()  # a scrape renders what is marked
     before = list(running.rendered.block_text)
     lab.write_variant("crlf", lab.client_path("WS-0006"))
     apply(running, {u for u in [unit_of(running, lab.client_path("WS-0006"))] if u is not None})
+    assert running.rendered.dirty == {running.rendered.block_of["WS-0006"]}
+    running.exposition_parts()
     after = running.rendered.block_text
     changed = [i for i, text in enumerate(after) if text is not before[i]]
     assert changed == [running.rendered.block_of["WS-0006"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -86,8 +87,14 @@ def facts_of(cert: x509.Certificate) -> CertificateFacts:
         raise ParseError(Reason.BAD_CERTIFICATE, f"undecodable field: {type(exc).__name__}") from None
 
 
+@functools.lru_cache(maxsize=512)
 def parse_der(data: bytes) -> CertificateFacts:
-    """Facts of one DER certificate (as embedded in SyLink.xml)."""
+    """Facts of one DER certificate (as embedded in SyLink.xml).
+
+    Cached by the bytes: every group file of a site embeds the same two or three certificates, so
+    thousands of distinct SyLink.xml files still hold only a handful of distinct certificates.
+    Failures are not cached (they raise), and they are rare.
+    """
     try:
         cert = x509.load_der_x509_certificate(data)
     except ValueError:

@@ -6,6 +6,7 @@ in blocks, so a client's change costs one block's rendering, and its gzip one bl
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 
@@ -24,30 +25,45 @@ def _text(value: str) -> str:
     return escape_label(value) if ("\\" in value or '"' in value or "\n" in value) else value
 
 
+_Shared = tuple[str, str, str, str, str]
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> _Shared:
+    """The parts of a client's lines that depend on its file and verdict, not its name: shared by many."""
+    group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
+    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"}} 1.0\n'
+    current = stale = trusted = ""
+    if verdict is not None:
+        if verdict.current is not None:
+            current = f"{group}}} {'1.0' if verdict.current else '0.0'}\n"
+        if verdict.stale_since is not None:
+            stale = f"{group}}} {format_value(verdict.stale_since)}\n"
+        if verdict.trusted is not None:
+            trusted = f"}} {'1.0' if verdict.trusted else '0.0'}\n"
+    return info, current, stale, trusted, group
+
+
 def client_chunks(name: str, client: ClientState, verdict: ClientVerdict | None) -> tuple[bytes, ...]:
     """One client's lines, written out directly: the same text as `lines(client_samples(...))`, faster.
 
-    A cold scan renders 100,000 of these; the generic path spends most of its time in zip and joins.
+    A cold scan renders 100,000 of these; the generic path spends most of its time in zip and joins,
+    and most of each line is shared by every client holding the same file with the same verdict.
     `tests/test_rendered.py` holds the two equal for ordinary and hostile names.
     """
     facts = client.sylink.facts
     mtime = client.sylink.mtime
     if facts is None or mtime is None:
         return _EMPTY
-    who = f'client="{_text(name)}"'
-    group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
-    info = f"sepm_client_sylink_info{{{who}{group},sha256=\"{facts.sha256}\",canonical_sha256=\"{facts.canonical_sha256}\"}} 1.0\n"
-    modified = f"sepm_client_sylink_modified_timestamp_seconds{{{who}}} {format_value(mtime)}\n"
-    current = stale = trusted = ""
-    if verdict is not None:
-        if verdict.current is not None:
-            current = f"sepm_client_sylink_current{{{who}{group}}} {'1.0' if verdict.current else '0.0'}\n"
-        if verdict.stale_since is not None:
-            stale = f"sepm_client_sylink_stale_since_timestamp_seconds{{{who}{group}}} {format_value(verdict.stale_since)}\n"
-        if verdict.trusted is not None:
-            trusted = f"sepm_client_server_key_trusted{{{who}}} {'1.0' if verdict.trusted else '0.0'}\n"
-    return (info.encode("utf-8", "replace"), modified.encode("utf-8", "replace"),
-            current.encode("utf-8", "replace"), stale.encode("utf-8", "replace"), trusted.encode("utf-8", "replace"))
+    info, current, stale, trusted, _ = _shared(facts.sha256, facts.canonical_sha256, verdict)
+    who = f'{{client="{_text(name)}"'
+    return (
+        f"sepm_client_sylink_info{who}{info}".encode("utf-8", "replace"),
+        f"sepm_client_sylink_modified_timestamp_seconds{who}}} {format_value(mtime)}\n".encode("utf-8", "replace"),
+        f"sepm_client_sylink_current{who}{current}".encode("utf-8", "replace") if current else b"",
+        f"sepm_client_sylink_stale_since_timestamp_seconds{who}{stale}".encode("utf-8", "replace") if stale else b"",
+        f"sepm_client_server_key_trusted{who}{trusted}".encode("utf-8", "replace") if trusted else b"",
+    )
 
 
 BLOCK_SIZE = 1024
@@ -62,13 +78,14 @@ class Rendered:
     """The exposition in parts, each with its gzip member made at most once per change.
 
     Client series live in blocks of up to 1,024 clients: a change marks the client's block, the
-    block is rendered again at the end of the refresh (about a millisecond), and the next scrape
+    block is rendered again when the parts are next asked for (about a millisecond), and that scrape
     compresses that block alone. A scrape sends the parts as they are; concatenated gzip members
     are one valid gzip stream. Writers hold the exporter's lock; `parts` and `gzip_parts` too, for
     the moment it takes to collect references.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, render: Callable[[str], tuple[bytes, ...]]) -> None:
+        self.render = render  # a client's chunks, from the current inventory and verdicts
         self.whole: dict[str, bytes] = {}
         self._whole_gzip: dict[str, bytes] = {}
         self.block_of: dict[str, int] = {}
@@ -103,12 +120,16 @@ class Rendered:
             del self.blocks[block][name]
             self.dirty.add(block)
 
-    def rebuild(self, render: Callable[[str], tuple[bytes, ...]]) -> None:
-        """Render the marked blocks from `render(client)`; the others keep their bytes and gzip."""
+    def rebuild(self) -> None:
+        """Render the marked blocks; the others keep their bytes and gzip.
+
+        Called when the parts are asked for, so a burst of changes between two scrapes renders each
+        block once, and a cold start's first scrape renders everything once.
+        """
         for block in self.dirty:
             columns: list[list[bytes]] = [[] for _ in CLIENT_FAMILIES]
             for name in self.blocks[block]:
-                for column, chunk in zip(columns, render(name), strict=True):
+                for column, chunk in zip(columns, self.render(name), strict=True):
                     if chunk:
                         column.append(chunk)
             self.block_text[block] = tuple(b"".join(column) for column in columns)
@@ -121,6 +142,7 @@ class Rendered:
 
     def parts(self) -> list[bytes]:
         """Catalog order: HELP/TYPE, then the family's lines (for client families, every block's)."""
+        self.rebuild()
         out: list[bytes] = []
         for family in FAMILIES:
             out.append(_HEADERS[family.name])
@@ -133,6 +155,7 @@ class Rendered:
 
     def gzip_parts(self) -> list[bytes]:
         """The same, as gzip members; only parts changed since the last scrape are compressed now."""
+        self.rebuild()
         out: list[bytes] = []
         for family in FAMILIES:
             name = family.name

@@ -58,7 +58,7 @@ class Exporter:
         self.last_scan = 0.0
         self.ready = False
         self.derived = Derived({}, {}, {}, {})
-        self.rendered = Rendered()
+        self.rendered = Rendered(self._chunks)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
         self._groups: set[str] = set()
@@ -67,6 +67,7 @@ class Exporter:
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._problems: dict[tuple[str, ...], list[Row]] = {}
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
+        self._verdict_memo: dict[tuple[str, frozenset[str]], ClientVerdict] = {}  # valid for one index
 
     @property
     def exposition(self) -> bytes:
@@ -128,6 +129,7 @@ class Exporter:
                 if key_set != self._key_set:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
                 self._index, self._key_set = index, key_set
+                self._verdict_memo = {}
                 self._groups = set(copies)
                 self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
                                        self.derived.verdicts, self.derived.group_counts)
@@ -145,12 +147,12 @@ class Exporter:
                 self.derived.group_counts.clear()
                 self.derived.group_counts.update(counts)
                 self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
-            if self.rendered.dirty:
-                clients, verdicts = inventory.clients, self.derived.verdicts
-                self.rendered.rebuild(lambda name: client_chunks(name, clients[name], verdicts.get(name)))
             if dirty:
                 self._save_history()
             self._render_self()
+
+    def _chunks(self, name: str) -> tuple[bytes, ...]:
+        return client_chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
 
     def _record_keys(self, now: float) -> bool:
         dirty = False
@@ -181,8 +183,11 @@ class Exporter:
         verdict = None
         if client is not None and client.sylink.facts is not None and self._index is not None:
             facts = client.sylink.facts
-            verdict = classify(facts.canonical_sha256, facts.key_digests, self._index, self._key_set)
-            verdict = self._verdict_pool.setdefault(verdict, verdict)  # thousands of clients share a handful
+            memo_key = (facts.canonical_sha256, facts.key_digests)
+            verdict = self._verdict_memo.get(memo_key)
+            if verdict is None:  # clients with the same file get the same verdict: judge the file once
+                verdict = classify(facts.canonical_sha256, facts.key_digests, self._index, self._key_set)
+                verdict = self._verdict_memo[memo_key] = self._verdict_pool.setdefault(verdict, verdict)
             verdicts[name] = verdict
             key = (verdict.group_id, verdict.status.value)
             self._counts[key] = self._counts.get(key, 0) + 1

@@ -14,7 +14,17 @@ import threading
 import time
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
@@ -26,6 +36,14 @@ log = logging.getLogger("sepm_exporter")
 NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.sshfs", "9p", "afs", "ncpfs", "davfs"})
 
 Unit = tuple[str, ...]
+
+# Changes only. Without a filter inotify also reports every open and every read-only close: each scan
+# (ours, and watchdog's own walk when it re-adds watches) then floods the kernel queue with two events
+# per file, the queue overflows, watchdog walks the tree again, and at 100,000 folders it never ends.
+EVENTS: tuple[type[FileSystemEvent], ...] = (
+    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+)
 
 
 def filesystem_type(path: Path, mounts: str) -> str:
@@ -188,7 +206,7 @@ class Watcher:
                 self.polling = True
                 continue
             try:
-                watch = self._observer().schedule(_Handler(self), key, recursive=True)
+                watch = self._observer().schedule(_Handler(self), key, recursive=True, event_filter=list(EVENTS))
             except OSError as exc:
                 log.warning("cannot watch root", extra={"file": key, "detail": exc.strerror or type(exc).__name__})
                 continue
@@ -255,6 +273,8 @@ class Watcher:
             self.wake.clear()
             if self.stop_event.is_set():
                 return
+            if not self.exporter.ready:
+                continue  # the first scan is still running: roots are not "changed", just not seen yet
             overflow, self.overflow_pending = self.overflow_pending, False
             roots_changed = self._roots_changed()
             if roots_changed:
