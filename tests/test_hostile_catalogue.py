@@ -7,6 +7,7 @@ scans, and when the file is put back the error series goes and everything is as 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -196,7 +197,7 @@ def test_a_group_folder_that_is_not_a_group(lab: estate.Lab, running: Exporter) 
     assert find(running.exposition, "sepm_exporter_file_error") == []
 
 
-@pytest.mark.parametrize("name", ["端末-東京-01", "Ünïcødé PC", 'quote"back\\slash'])
+@pytest.mark.parametrize("name", ["端末-東京-01", "Ünïcødé PC", 'quote"back\\slash', "new\nline"])
 def test_client_folders_with_any_name(name: str, lab: estate.Lab, running: Exporter) -> None:
     lab.clone_client("WS-0001", name)
     running.full_scan()
@@ -300,3 +301,33 @@ def _scan_as_nobody(config: Config) -> bytes:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0 and data
     return data
+
+
+def test_two_files_claiming_one_client_never_make_a_duplicate_series(lab: estate.Lab) -> None:
+    """A second collection and a configured file both name WS-0001: one series, the others reported.
+
+    Both extra copies have the same `file` label below their collection, so they share one error series.
+    """
+    second = lab.directory / "clients-branch"
+    (second / "WS-0001").mkdir(parents=True)
+    shutil.copy2(lab.client_path("WS-0002"), second / "WS-0001" / "SyLink.xml")
+    text = lab.config_path.read_text(encoding="utf-8").replace(
+        "clients:\n",
+        f"clients:\n  - name: WS-0001\n    file: {json.dumps(str(lab.client_path('WS-0003')))}\n"
+        f"  - collection: {json.dumps(str(second))}\n",
+    )
+    lab.config_path.write_text(text, encoding="utf-8")
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    text_out = exporter.exposition  # `find` parses it with prometheus_client, which fails on a duplicate
+    assert len(find(text_out, "sepm_client_sylink_info", client="WS-0001")) == 1
+    reasons = [e[0]["reason"] for e in find(text_out, "sepm_exporter_file_error", client="WS-0001")]
+    assert reasons == ["duplicate_client"]
+    shutil.rmtree(second / "WS-0001")
+    exporter.full_scan()  # the configured file still holds the name: the other collection's copy is still extra
+    assert [e[0]["reason"] for e in find(exporter.exposition, "sepm_exporter_file_error", client="WS-0001")] == [
+        "duplicate_client"]
+    shutil.rmtree(lab.clients_root / "WS-0001")
+    exporter.full_scan()
+    assert find(exporter.exposition, "sepm_exporter_file_error", client="WS-0001") == []
+    assert len(find(exporter.exposition, "sepm_client_sylink_info", client="WS-0001")) == 1

@@ -36,3 +36,32 @@ def test_kcs_and_private_keys_never_reach_any_output(tmp_path: Path) -> None:
     for name, text in outputs.items():
         assert KCS not in text and KCS.lower() not in text, name
         assert not any(line in text for line in key_lines), name
+
+
+OPENED: list[str] = []
+
+
+def _record_opens(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and args and isinstance(args[0], (str, bytes)):
+        OPENED.append(str(args[0]))
+
+
+def test_the_private_key_file_is_never_opened(lab: estate.Lab) -> None:
+    """Every open() of a full scan and a refresh, seen by an audit hook: server.key is not among them."""
+    from sepm_exporter.config import load_config
+    from sepm_exporter.runtime import Exporter
+
+    if _record_opens not in _HOOKS:
+        sys.addaudithook(_record_opens)  # hooks cannot be removed; this one only appends to a list
+        _HOOKS.append(_record_opens)
+    OPENED.clear()
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    exporter.exposition_gzip_parts()
+    opened = list(OPENED)
+    assert any(p.endswith("server.crt") for p in opened), "the hook sees the scan's reads"
+    assert not any(p.endswith("server.key") for p in opened)
+    assert lab.key_path("SEPM1").exists()
+
+
+_HOOKS: list[object] = []

@@ -89,3 +89,49 @@ def test_tls_and_basic_auth(lab: estate.Lab, tmp_path: Path) -> None:
             get(f"http://127.0.0.1:{port}/metrics")  # plain HTTP to the TLS port is refused
     finally:
         stop(process)
+
+
+def test_client_certificates_and_minimum_tls_version(lab: estate.Lab, tmp_path: Path) -> None:
+    """RequireAndVerifyClientCert with TLS 1.3 as the floor: no certificate, a stranger's, or TLS 1.2 is refused."""
+    import subprocess
+    import sys
+
+    from helpers import wait_for
+
+    now = dt.datetime.now(dt.UTC)
+    later = now + dt.timedelta(days=1)
+    server_key, ca_key, client_key, stranger_key = (pki.new_key(2048) for _ in range(4))
+    (tmp_path / "tls.crt").write_bytes(pki.pem(pki.self_signed(server_key, "localhost", now, later)))
+    (tmp_path / "tls.key").write_bytes(pki.key_pem(server_key))
+    (tmp_path / "ca.crt").write_bytes(pki.pem(pki.ca(ca_key, "scrapers", now, later)))
+    (tmp_path / "client.crt").write_bytes(pki.pem(pki.issued(client_key, "prometheus", ca_key, "scrapers", now, later)))
+    (tmp_path / "client.key").write_bytes(pki.key_pem(client_key))
+    (tmp_path / "stranger.crt").write_bytes(pki.pem(pki.self_signed(stranger_key, "stranger", now, later)))
+    (tmp_path / "stranger.key").write_bytes(pki.key_pem(stranger_key))
+    (tmp_path / "web.yml").write_text(
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS13\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n", encoding="utf-8")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+         "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(tmp_path / "web.yml")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def fetch(certificate: str | None, maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> int:
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+        context.check_hostname = False
+        context.maximum_version = maximum
+        if certificate is not None:
+            context.load_cert_chain(tmp_path / f"{certificate}.crt", tmp_path / f"{certificate}.key")
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context, timeout=5) as response:
+            return int(response.status)
+
+    try:
+        assert wait_for(lambda: fetch("client") == 200 or None, timeout=30)
+        for certificate, maximum in ((None, ssl.TLSVersion.MAXIMUM_SUPPORTED), ("stranger", ssl.TLSVersion.MAXIMUM_SUPPORTED),
+                                     ("client", ssl.TLSVersion.TLSv1_2)):
+            with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+                fetch(certificate, maximum)
+    finally:
+        stop(process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from sepm_exporter.clients import ClientStatus, ClientVerdict, GroupIndex, build
 from sepm_exporter.config import Config
 from sepm_exporter.history import History
 from sepm_exporter.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
+from sepm_exporter.reasons import Reason
 from sepm_exporter.rendered import Rendered, client_chunks
 from sepm_exporter.samples import (
     CLIENT_FAMILIES,
@@ -47,13 +49,13 @@ class Exporter:
         self.lock = threading.RLock()
         self.history = History()
         self.state_file_ok = True
+        self.events: dict[str, int] = {}
+        self.errors_total: dict[str, int] = {}
+        self._problems: dict[tuple[str, ...], list[Row]] = {}
         if config.state_file is not None:
             self.history, problem = history_module.load(config.state_file)
             if problem is not None:
-                self.state_file_ok = False
-                log.warning("state file replaced", extra={"file": str(config.state_file), "reason": "bad_state", "detail": problem})
-        self.events: dict[str, int] = {}
-        self.errors_total: dict[str, int] = {}
+                self._set_aside(config.state_file, problem)
         self.scan_duration = 0.0
         self.last_scan = 0.0
         self.ready = False
@@ -65,7 +67,6 @@ class Exporter:
         self._counts: dict[tuple[str, str], int] = {}
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
-        self._problems: dict[tuple[str, ...], list[Row]] = {}
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
         self._verdict_memo: dict[tuple[str, frozenset[str]], ClientVerdict] = {}  # valid for one index
 
@@ -227,12 +228,26 @@ class Exporter:
         for name, found in self_families(self.scanner.inventory, stats, rows).items():
             self.rendered.set_family(name, found)
 
+    def _set_aside(self, path: Path, problem: str) -> None:
+        """A state file that cannot be used is kept as `<name>.bad` (it may come from a newer version) and
+        reported as a `bad_state` file error until a good one has been written in its place."""
+        self.state_file_ok = False
+        aside = path.with_name(path.name + ".bad")
+        try:
+            os.replace(path, aside)
+            detail = f"{problem}; kept as {aside.name}, key history starts over"
+        except OSError as exc:
+            detail = f"{problem}; could not be set aside ({exc.strerror or type(exc).__name__})"
+        self._set_problems(("state",), [("", "", str(path), Reason.BAD_STATE.value, detail)])
+
     def _save_history(self) -> None:
         if self.config.state_file is None:
             return
         try:
             history_module.save(self.config.state_file, self.history)
             self.state_file_ok = True
+            if ("state",) in self._problems:
+                self._set_problems(("state",), [])
         except OSError as exc:
             self.state_file_ok = False
             log.error("state file not saved", extra={"file": str(self.config.state_file), "detail": exc.strerror or type(exc).__name__})

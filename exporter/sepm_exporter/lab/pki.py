@@ -132,3 +132,34 @@ def _resign(der: bytes, key: rsa.RSAPrivateKey, signature_hash: str) -> bytes:
 def pem(der: bytes) -> bytes:
     """PEM text of a DER certificate, as apache/conf/ssl/server.crt holds it."""
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def issued(key: rsa.RSAPrivateKey, subject: str, issuer_key: rsa.RSAPrivateKey, issuer: str,
+           not_before: dt.datetime, not_after: dt.datetime) -> bytes:
+    """A certificate (DER) for `subject` signed by a lab CA: for client-certificate tests of the web endpoint."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def ca(key: rsa.RSAPrivateKey, name: str, not_before: dt.datetime, not_after: dt.datetime) -> bytes:
+    """A self-signed CA certificate (DER) with the CA basic constraint, as TLS libraries require."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
