@@ -208,8 +208,17 @@ class Watcher:
             try:
                 watch = self._observer().schedule(_Handler(self), key, recursive=True, event_filter=list(EVENTS))
             except OSError as exc:
-                log.warning("cannot watch root", extra={"file": key, "detail": exc.strerror or type(exc).__name__})
+                # Typically ENOSPC: more folders than fs.inotify.max_user_watches. Polling still works,
+                # and the watch is tried again at every poll (the limit may be raised meanwhile).
+                if key not in self._unwatchable:
+                    log.warning("cannot watch root; polling instead",
+                                extra={"file": key, "detail": exc.strerror or type(exc).__name__})
+                    self._unwatchable.add(key)
+                self.polling = True
                 continue
+            if key in self._unwatchable:
+                self._unwatchable.discard(key)
+                log.info("watching root again", extra={"file": key})
             self._watched[key] = watch
 
     def _reset_watches(self) -> None:
@@ -227,6 +236,7 @@ class Watcher:
 
     def start(self) -> None:
         self._watched: dict[str, object] = {}
+        self._unwatchable: set[str] = set()
         self.polling = False
         for name in _OverflowSignal.LOGGERS:
             logging.getLogger(name).addHandler(self.overflow_signal)
