@@ -52,8 +52,35 @@ class Receiver:
         ]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[estate.Lab, Receiver, Prometheus]]:
+def configs(lab: estate.Lab, topology: str, folder: Path) -> list[Path]:
+    """One exporter over everything, or one per SEPM server plus one for the clients (docs/deployment.md).
+
+    In the second, the client exporter also watches both servers (client state is judged against the
+    group files), so the same server series arrive from two instances: the rules must not care.
+    """
+    if topology == "one exporter":
+        return [lab.config_path]
+    servers = {s.name: (s.site, lab.server_root(s.name)) for s in lab.state.servers}
+
+    def server_yaml(name: str) -> str:
+        site, root = servers[name]
+        return f"  - name: {name}\n    site: {site}\n    root: {json.dumps(str(root))}\n"
+
+    paths = []
+    for name in servers:
+        path = folder / f"{name}.yml"
+        path.write_text(f"servers:\n{server_yaml(name)}state_file: {json.dumps(str(folder / (name + '.state')))}\n",
+                        encoding="utf-8")
+        paths.append(path)
+    path = folder / "clients.yml"
+    path.write_text(f"servers:\n{''.join(server_yaml(n) for n in servers)}clients:\n"
+                    f"  - collection: {json.dumps(str(lab.clients_root))}\n"
+                    f"state_file: {json.dumps(str(folder / 'clients.state'))}\n", encoding="utf-8")
+    return [*paths, path]
+
+
+@pytest.fixture(params=["one exporter", "one per server"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[estate.Lab, Receiver, Prometheus]]:
     lab = estate.init(tmp_path / "lab", groups=2, clients=6, heartbeat_seconds=5)
     receiver = Receiver()
     alertmanager = Alertmanager(
@@ -62,21 +89,25 @@ def stack(tmp_path: Path) -> Iterator[tuple[estate.Lab, Receiver, Prometheus]]:
         "  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n"
         f"      - url: {receiver.url}\n        send_resolved: false\n",
     )
-    port = free_port()
-    exporter = start_exporter(lab.config_path, port, "--watch.mode=events", log=tmp_path / "exporter.log")
+    ports, exporters = [], []
+    for number, config in enumerate(configs(lab, request.param, tmp_path)):
+        ports.append(free_port())
+        exporters.append(start_exporter(config, ports[-1], "--watch.mode=events", log=tmp_path / f"exporter{number}.log"))
+    targets = ", ".join(f"'127.0.0.1:{port}'" for port in ports)
     prometheus = Prometheus(
         tmp_path / "prom",
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"rule_files: ['{RULES}']\n"
         f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager.port}']\n"
-        f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: [{targets}]\n",
     )
     try:
-        wait_for(lambda: prometheus.query('sepm_exporter_build_info{job="sepm"}'), timeout=30)
+        wait_for(lambda: len(prometheus.query('sepm_exporter_build_info{job="sepm"}')) == len(ports), timeout=30)
         yield lab, receiver, prometheus
     finally:
         prometheus.stop()
-        stop(exporter)
+        for exporter in exporters:
+            stop(exporter)
         alertmanager.stop()
         receiver.server.shutdown()
 
