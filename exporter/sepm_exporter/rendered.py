@@ -136,10 +136,6 @@ class Rendered:
             self._block_gzip[block] = None
         self.dirty.clear()
 
-    @property
-    def clients(self) -> dict[str, int]:
-        return self.block_of
-
     def parts(self) -> list[bytes]:
         """Catalog order: HELP/TYPE, then the family's lines (for client families, every block's)."""
         self.rebuild()
