@@ -7,10 +7,10 @@ and `sepm_group_clients` are computed here, from the inventory and the remembere
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sepm_exporter.history import GroupVersion
-from sepm_exporter.inventory import Inventory
 from sepm_exporter.parity import GroupCopy, newest
 
 
@@ -109,26 +109,11 @@ def classify(canonical: str, key_digests: frozenset[str], index: GroupIndex, ser
     return ClientVerdict("", None, None, trusted, status)
 
 
-def classify_all(
-    inventory: Inventory,
-    copies: dict[str, list[GroupCopy]],
-    versions: dict[str, list[GroupVersion]],
-    server_keys: set[str],
-) -> dict[str, ClientVerdict]:
-    """Every readable client file, from scratch: the reference the incremental path is tested against."""
-    index = build_index(copies, versions)
-    verdicts: dict[str, ClientVerdict] = {}
-    for name, client in inventory.clients.items():
-        facts = client.sylink.facts
-        if facts is not None:
-            verdicts[name] = classify(facts.canonical_sha256, facts.key_digests, index, server_keys)
-    return verdicts
+def group_counts(tallies: Mapping[tuple[str, str], int], group_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(group_id, state) -> count, with every state of every known group present (zeros included).
 
-
-def group_counts(verdicts: dict[str, ClientVerdict], group_ids: set[str]) -> dict[tuple[str, str], int]:
-    """(group_id, state) -> count, with every state of every known group present (zeros included)."""
+    `tallies` are the runtime's running counts, kept up to date one verdict at a time.
+    """
     counts = {(g, s.value): 0 for g in group_ids for s in ClientStatus}
-    for verdict in verdicts.values():
-        key = (verdict.group_id, verdict.status.value)
-        counts[key] = counts.get(key, 0) + 1
+    counts.update((key, count) for key, count in tallies.items() if count)
     return counts

@@ -52,16 +52,7 @@ def lines(family: Family, samples: Iterable[Sample], seen: set[tuple[str, ...]] 
     return "".join(out)
 
 
-def render_family(family: Family, samples: Iterable[Sample]) -> str:
-    """HELP, TYPE and one line per unique label set (first wins)."""
-    return header(family) + lines(family, samples)
-
-
 def encode(text: str) -> bytes:
     """UTF-8, with undecodable file names replaced rather than failing."""
     return text.encode("utf-8", errors="replace")
 
-
-def render(families: Iterable[tuple[Family, Iterable[Sample]]]) -> bytes:
-    """The whole exposition from scratch (the one-shot commands and the reference for the incremental path)."""
-    return encode("".join(render_family(f, s) for f, s in families))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sepm_exporter import history as history_module
 from sepm_exporter.catalog import FAMILIES
-from sepm_exporter.clients import ClientStatus, ClientVerdict, GroupIndex, build_index, classify
+from sepm_exporter.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
 from sepm_exporter.config import Config
 from sepm_exporter.history import History
 from sepm_exporter.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
@@ -63,8 +63,7 @@ class Exporter:
         self.rendered = Rendered(self._chunks)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
-        self._groups: set[str] = set()
-        self._counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
@@ -131,7 +130,6 @@ class Exporter:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
                 self._index, self._key_set = index, key_set
                 self._verdict_memo = {}
-                self._groups = set(copies)
                 self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
                                        self.derived.verdicts, self.derived.group_counts)
                 for name, found in server_families(inventory, self.history, self.derived).items():
@@ -141,10 +139,7 @@ class Exporter:
             for name in rejudge:
                 self._judge(name)
             if rejudge or changes.servers:
-                counts = {(g, s.value): 0 for g in self._groups for s in ClientStatus}
-                for key, count in self._counts.items():
-                    if count:
-                        counts[key] = count
+                counts = group_counts(self._counts, self._index.newest)
                 self.derived.group_counts.clear()
                 self.derived.group_counts.update(counts)
                 self.rendered.set_family("sepm_group_clients", group_count_samples(counts))

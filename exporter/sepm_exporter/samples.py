@@ -1,4 +1,4 @@
-"""From facts to samples: one function per area, each yielding (family, samples) in catalog order."""
+"""From facts to samples: server families, one client's series, the group counts, and the self-metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sepm_exporter import __version__
-from sepm_exporter.catalog import BY_NAME, EVENT_KINDS, FAMILIES, Family
+from sepm_exporter.catalog import EVENT_KINDS, FAMILIES
 from sepm_exporter.clients import ClientVerdict
 from sepm_exporter.exposition import Sample
 from sepm_exporter.history import History
@@ -75,7 +75,7 @@ def client_failing(inventory: Inventory, name: str) -> list[Row]:
 
 
 def failing(inventory: Inventory) -> list[Row]:
-    """(server, client, file, reason, detail) for each problem; partial problems included."""
+    """(server, client, file, reason, detail) for each problem; partial problems included (report, landing page)."""
     rows = server_failing(inventory)
     for name in dict.fromkeys([*inventory.clients, *inventory.duplicates]):
         rows += client_failing(inventory, name)
@@ -174,21 +174,9 @@ def group_count_samples(counts: dict[tuple[str, str], int]) -> list[Sample]:
     return [((group_id, state), float(count)) for (group_id, state), count in sorted(counts.items())]
 
 
-def _client_families(inventory: Inventory, derived: Derived, out: dict[str, list[Sample]]) -> None:
-    for name, client in sorted(inventory.clients.items()):
-        for family, found in client_samples(name, client, derived.verdicts.get(name)).items():
-            out[family] += found
-    out["sepm_group_clients"] += group_count_samples(derived.group_counts)
-
-
 def self_families(inventory: Inventory, stats: SelfStats, rows: list[Row]) -> dict[str, list[Sample]]:
     """The exporter's own series; `rows` are the failing files, kept up to date by the caller."""
     out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES if f.name.startswith("sepm_exporter_")}
-    _self_families(inventory, stats, rows, out)
-    return out
-
-
-def _self_families(inventory: Inventory, stats: SelfStats, rows: list[Row], out: dict[str, list[Sample]]) -> None:
     out["sepm_exporter_build_info"].append(((__version__,), 1.0))
     for name, server in inventory.servers.items():
         out["sepm_exporter_root_up"].append(((name, ""), 1.0 if server.root_up else 0.0))
@@ -209,13 +197,4 @@ def _self_families(inventory: Inventory, stats: SelfStats, rows: list[Row], out:
     for kind in EVENT_KINDS:
         out["sepm_exporter_events_total"].append(((kind,), float(stats.events.get(kind, 0))))
     out["sepm_exporter_state_file_ok"].append(((), 1.0 if stats.state_file_ok else 0.0))
-
-
-def families(
-    inventory: Inventory, history: History, derived: Derived, stats: SelfStats
-) -> list[tuple[Family, list[Sample]]]:
-    """All families in catalog order; empty families are still declared (HELP/TYPE) for discoverability."""
-    out = server_families(inventory, history, derived)
-    _client_families(inventory, derived, out)
-    _self_families(inventory, stats, failing(inventory), out)
-    return [(BY_NAME[f.name], out[f.name]) for f in FAMILIES]
+    return out

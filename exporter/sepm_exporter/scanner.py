@@ -82,9 +82,6 @@ class Changes:
     clients: set[str] = field(default_factory=set)  # client names whose file (or duplicate) changed or went
     servers: bool = False  # any certificate, group file, stray folder or root state on a server
 
-    def __bool__(self) -> bool:
-        return bool(self.clients) or self.servers
-
 
 PARSE_CACHE_SIZE = 8192
 
