@@ -7,6 +7,7 @@ in blocks, so a client's change costs one block's rendering, and its gzip one bl
 from __future__ import annotations
 
 import functools
+import struct
 import zlib
 from collections.abc import Callable
 
@@ -69,37 +70,48 @@ def client_chunks(name: str, client: ClientState, verdict: ClientVerdict | None)
 BLOCK_SIZE = 1024
 
 
-def _gzip(data: bytes) -> bytes:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip member, not raw zlib
-    return compressor.compress(data) + compressor.flush()
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
+_FINAL_BLOCK = b"\x03\x00"  # an empty, final fixed-Huffman deflate block
+
+
+def _deflate(data: bytes) -> bytes:
+    """Raw deflate blocks ending on a byte boundary and not final: pieces made apart join into one stream.
+
+    Each piece has its own dictionary, so no back-reference crosses into another; that is what lets
+    a changed block be compressed again alone.
+    """
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
 class Rendered:
-    """The exposition in parts, each with its gzip member made at most once per change.
+    """The exposition in parts, each compressed at most once per change.
 
     Client series live in blocks of up to 1,024 clients: a change marks the client's block, the
     block is rendered again when the parts are next asked for (about a millisecond), and that scrape
-    compresses that block alone. A scrape sends the parts as they are; concatenated gzip members
-    are one valid gzip stream. Writers hold the exporter's lock; `parts` and `gzip_parts` too, for
-    the moment it takes to collect references.
+    compresses that block alone. A scrape sends the parts as they are, or their deflate pieces
+    inside one gzip stream. Writers hold the exporter's lock; `parts` and `gzip_parts` too, for the
+    moment it takes to collect references (and, after a change, to checksum the body once).
     """
 
     def __init__(self, render: Callable[[str], tuple[bytes, ...]]) -> None:
         self.render = render  # a client's chunks, from the current inventory and verdicts
         self.whole: dict[str, bytes] = {}
-        self._whole_gzip: dict[str, bytes] = {}
+        self._whole_deflated: dict[str, bytes] = {}
         self.block_of: dict[str, int] = {}
         self.blocks: list[dict[str, None]] = []  # block -> its clients, in order
         self.block_text: list[tuple[bytes, ...]] = []  # block -> one joined chunk per client family
-        self._block_gzip: list[tuple[bytes, ...] | None] = []
+        self._block_deflated: list[tuple[bytes, ...] | None] = []
         self.dirty: set[int] = set()
-        self._headers_gzip = {name: _gzip(text) for name, text in _HEADERS.items()}
+        self._headers_deflated = {name: _deflate(text) for name, text in _HEADERS.items()}
+        self._body_crc: tuple[int, int] | None = None  # CRC-32 and length of the body, for the gzip trailer
 
     def set_family(self, name: str, samples: list[Sample]) -> None:
         rendered = encode(lines(BY_NAME[name], samples))
         if self.whole.get(name) != rendered:
             self.whole[name] = rendered
-            self._whole_gzip.pop(name, None)
+            self._whole_deflated.pop(name, None)
+            self._body_crc = None
 
     def touch_client(self, name: str) -> None:
         """The client's series may have changed: its block is rendered again by `rebuild`."""
@@ -108,7 +120,7 @@ class Rendered:
             if not self.blocks or len(self.blocks[-1]) >= BLOCK_SIZE:
                 self.blocks.append({})
                 self.block_text.append(_EMPTY)
-                self._block_gzip.append(None)
+                self._block_deflated.append(None)
             block = len(self.blocks) - 1
             self.blocks[block][name] = None
             self.block_of[name] = block
@@ -126,6 +138,8 @@ class Rendered:
         Called when the parts are asked for, so a burst of changes between two scrapes renders each
         block once, and a cold start's first scrape renders everything once.
         """
+        if self.dirty:
+            self._body_crc = None
         for block in self.dirty:
             columns: list[list[bytes]] = [[] for _ in CLIENT_FAMILIES]
             for name in self.blocks[block]:
@@ -133,7 +147,7 @@ class Rendered:
                     if chunk:
                         column.append(chunk)
             self.block_text[block] = tuple(b"".join(column) for column in columns)
-            self._block_gzip[block] = None
+            self._block_deflated[block] = None
         self.dirty.clear()
 
     def parts(self) -> list[bytes]:
@@ -149,24 +163,38 @@ class Rendered:
                 out.extend(text[index] for text in self.block_text if text[index])
         return out
 
-    def gzip_parts(self) -> list[bytes]:
-        """The same, as gzip members; only parts changed since the last scrape are compressed now."""
-        self.rebuild()
-        out: list[bytes] = []
+    def gzip_parts(self, tail: bytes = b"") -> list[bytes]:
+        """The same, and `tail` after it, as one gzip stream; only parts changed since the last scrape
+        are compressed now.
+
+        One gzip member, not one per part: Go's reader (Prometheus) would read concatenated members,
+        but curl --compressed and some browsers stop after the first.
+        """
+        parts = self.parts()
+        if self._body_crc is None:
+            crc = 0
+            for part in parts:
+                crc = zlib.crc32(part, crc)
+            self._body_crc = (crc, sum(len(p) for p in parts))
+        crc, size = self._body_crc
+        out = [_GZIP_HEADER]
         for family in FAMILIES:
             name = family.name
             index = _CLIENT_INDEX.get(name)
             if index is None:
-                member = self._whole_gzip.get(name)
-                if member is None:
-                    member = self._whole_gzip[name] = _gzip(_HEADERS[name] + self.whole.get(name, b""))
-                out.append(member)
+                piece = self._whole_deflated.get(name)
+                if piece is None:
+                    piece = self._whole_deflated[name] = _deflate(_HEADERS[name] + self.whole.get(name, b""))
+                out.append(piece)
                 continue
-            out.append(self._headers_gzip[name])
+            out.append(self._headers_deflated[name])
             for block, text in enumerate(self.block_text):
-                members = self._block_gzip[block]
-                if members is None:
-                    members = self._block_gzip[block] = tuple(_gzip(t) if t else b"" for t in text)
-                if members[index]:
-                    out.append(members[index])
+                pieces = self._block_deflated[block]
+                if pieces is None:
+                    pieces = self._block_deflated[block] = tuple(_deflate(t) if t else b"" for t in text)
+                if pieces[index]:
+                    out.append(pieces[index])
+        if tail:
+            out.append(_deflate(tail))
+        out.append(_FINAL_BLOCK + struct.pack("<II", zlib.crc32(tail, crc), (size + len(tail)) & 0xFFFFFFFF))
         return out

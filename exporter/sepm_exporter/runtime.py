@@ -78,9 +78,10 @@ class Exporter:
         with self.lock:
             return self.rendered.parts()
 
-    def exposition_gzip_parts(self) -> list[bytes]:
+    def exposition_gzip_parts(self, tail: bytes = b"") -> list[bytes]:
+        """The exposition and `tail` (the process metrics) as one gzip stream, in parts."""
         with self.lock:
-            return self.rendered.gzip_parts()
+            return self.rendered.gzip_parts(tail)
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self.lock:

@@ -79,15 +79,13 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
                 self.wfile.writelines(parts)
 
         def _send_metrics(self) -> None:
-            """The pre-rendered parts (or their gzip members) plus the few process metrics.
+            """The pre-rendered parts (or their compressed pieces in one gzip stream) plus the process metrics.
 
-            Gzip members back to back are one valid gzip stream, so a part is compressed once per
-            change, never once per scrape.
+            A part is compressed once per change, never once per scrape.
             """
             process_text = generate_latest(process)
             if self._wants_gzip():
-                tail = gzip.compress(process_text, compresslevel=1)
-                self._send_parts(200, [*exporter.exposition_gzip_parts(), tail], CONTENT_TYPE, "gzip")
+                self._send_parts(200, exporter.exposition_gzip_parts(process_text), CONTENT_TYPE, "gzip")
             else:
                 self._send_parts(200, [*exporter.exposition_parts(), process_text], CONTENT_TYPE)
 
