@@ -16,8 +16,8 @@ import tracemalloc
 from pathlib import Path
 
 from sepm_exporter.lab import estate, hostile
-from sepm_exporter.reasons import ParseError
-from sepm_exporter.sylink import parse_sylink
+from sepm_exporter.sepm.reasons import ParseError
+from sepm_exporter.sepm.sylink import parse_sylink
 
 TIME_BUDGET = 1.0
 MEMORY_BUDGET = 100 * 1024 * 1024

@@ -37,9 +37,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sepm_exporter.config import load_config
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.settings.config import load_config
 
 SIZES = {"quick": (10_000, 100), "full": (100_000, 1_000)}
 GOALS = {"scrape_identity": 10.0, "scrape_gzip": 10.0, "cold": 2.0, "reconcile": 1.5, "latency_p99": 1.0,

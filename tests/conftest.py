@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sepm_exporter.config import load_config
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.settings.config import load_config
 
 
 @pytest.fixture

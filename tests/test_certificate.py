@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from sepm_exporter.certificate import parse_certificate_file, parse_der
 from sepm_exporter.lab import estate, hostile, pki
-from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.sepm.certificate import parse_certificate_file, parse_der
+from sepm_exporter.sepm.reasons import ParseError, Reason
 
 NOW = dt.datetime(2016, 3, 1, tzinfo=dt.UTC)
 

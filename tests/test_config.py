@@ -4,8 +4,8 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from sepm_exporter.config import ConfigError, load_config, parse_config
-from sepm_exporter.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE, relative_label
+from sepm_exporter.sepm.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE, relative_label
+from sepm_exporter.settings.config import ConfigError, load_config, parse_config
 
 
 def test_every_problem_at_once_with_its_key_path() -> None:

@@ -7,8 +7,8 @@ from pathlib import PurePath, PureWindowsPath
 import pytest
 
 from sepm_exporter.cli import main
-from sepm_exporter.defaults import candidate_roots, detect, state_file
-from sepm_exporter.layout import SERVER_CERTIFICATE
+from sepm_exporter.sepm.layout import SERVER_CERTIFICATE
+from sepm_exporter.settings.defaults import candidate_roots, detect, state_file
 
 X86 = PureWindowsPath(r"C:\Program Files (x86)\Symantec\Symantec Endpoint Protection Manager")
 NATIVE = PureWindowsPath(r"C:\Program Files\Symantec\Symantec Endpoint Protection Manager")

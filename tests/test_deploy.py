@@ -6,8 +6,8 @@ from pathlib import Path, PureWindowsPath
 
 import yaml
 
-from sepm_exporter.config import parse_config
-from sepm_exporter.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE
+from sepm_exporter.sepm.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE
+from sepm_exporter.settings.config import parse_config
 
 DEPLOY = Path(__file__).parent.parent / "deploy" / "windows"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sepm_exporter.catalog import FAMILIES
 from sepm_exporter.cli import build_parser
-from sepm_exporter.reasons import Reason
+from sepm_exporter.metrics.catalog import FAMILIES
+from sepm_exporter.sepm.reasons import Reason
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 DOCS = Path(__file__).parent.parent / "docs"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import find
-from sepm_exporter import history
-from sepm_exporter.config import load_config
+from sepm_exporter.judge import history
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.settings.config import load_config
 
 BAD = {
     "corrupt": (b'{"version": 1, "servers": {"SEPM1": ', "not JSON"),

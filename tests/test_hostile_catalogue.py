@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from conftest import find, samples
-from sepm_exporter.config import Config, load_config
 from sepm_exporter.lab import estate, hostile
-from sepm_exporter.layout import SERVER_CERTIFICATE
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.sepm.layout import SERVER_CERTIFICATE
+from sepm_exporter.settings.config import Config, load_config
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CLIENT = "WS-0003"
@@ -209,7 +209,7 @@ def test_client_folders_with_any_name(name: str, lab: estate.Lab, running: Expor
 def test_a_file_deleted_between_list_and_read(lab: estate.Lab, running: Exporter,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The race, made certain: the file is really deleted just before its read."""
-    from sepm_exporter import scanner
+    from sepm_exporter.sources import scanner
 
     path = client_file(lab)
     real = scanner.read_capped

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from sepm_exporter import layout
-from sepm_exporter.index2 import parse_index2
 from sepm_exporter.lab import estate
+from sepm_exporter.sepm import layout
+from sepm_exporter.sepm.index2 import parse_index2
 
 
 def test_index2_profile_attributes(lab: estate.Lab) -> None:

@@ -6,14 +6,14 @@ import zlib
 
 import pytest
 
-from sepm_exporter.catalog import BY_NAME
-from sepm_exporter.clients import ClientStatus, ClientVerdict
-from sepm_exporter.config import load_config
-from sepm_exporter.exposition import encode, lines
+from sepm_exporter.judge.clients import ClientStatus, ClientVerdict
 from sepm_exporter.lab import estate
-from sepm_exporter.rendered import Rendered, client_chunks
+from sepm_exporter.metrics.catalog import BY_NAME
+from sepm_exporter.metrics.exposition import encode, lines
+from sepm_exporter.metrics.rendered import Rendered, client_chunks
+from sepm_exporter.metrics.samples import CLIENT_FAMILIES, client_samples
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.samples import CLIENT_FAMILIES, client_samples
+from sepm_exporter.settings.config import load_config
 
 VERDICTS = [
     None,
@@ -43,8 +43,8 @@ def one_member(stream: bytes) -> bytes:
 
 
 def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sepm_exporter import rendered as module
-    from sepm_exporter.watcher import apply, unit_of
+    from sepm_exporter.metrics import rendered as module
+    from sepm_exporter.sources.watcher import apply, unit_of
 
     monkeypatch.setattr(module, "BLOCK_SIZE", 5)
     exporter = Exporter(load_config(lab.config_path))

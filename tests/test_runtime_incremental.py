@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import samples
-from sepm_exporter.config import load_config
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.watcher import apply, unit_of
+from sepm_exporter.settings.config import load_config
+from sepm_exporter.sources.watcher import apply, unit_of
 
 Step = Callable[[estate.Lab], list[Path]]
 
@@ -100,7 +100,7 @@ def test_every_step_ends_where_a_fresh_scan_does(path_kind: str, tmp_path: Path)
 
 
 def test_a_client_change_re_renders_its_block_alone(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sepm_exporter import rendered
+    from sepm_exporter.metrics import rendered
 
     monkeypatch.setattr(rendered, "BLOCK_SIZE", 4)  # 12 clients: three blocks
     running = Exporter(load_config(lab.config_path))

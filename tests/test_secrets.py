@@ -48,8 +48,8 @@ def _record_opens(event: str, args: tuple[object, ...]) -> None:
 
 def test_the_private_key_file_is_never_opened(lab: estate.Lab) -> None:
     """Every open() of a full scan and a refresh, seen by an audit hook: server.key is not among them."""
-    from sepm_exporter.config import load_config
     from sepm_exporter.runtime import Exporter
+    from sepm_exporter.settings.config import load_config
 
     if _record_opens not in _HOOKS:
         sys.addaudithook(_record_opens)  # hooks cannot be removed; this one only appends to a list

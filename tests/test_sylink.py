@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.lab.sylink_writer import SyLinkSpec, render
-from sepm_exporter.reasons import ParseError, Reason
-from sepm_exporter.sylink import decode_embedded, parse_sylink
+from sepm_exporter.sepm.reasons import ParseError, Reason
+from sepm_exporter.sepm.sylink import decode_embedded, parse_sylink
 
 
 def spec_of(lab: estate.Lab, **changes: object) -> SyLinkSpec:

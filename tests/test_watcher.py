@@ -10,7 +10,7 @@ import pytest
 from conftest import find, one
 from helpers import free_port, get, start_exporter, stop, wait_for
 from sepm_exporter.lab import estate
-from sepm_exporter.watcher import filesystem_type, needs_polling
+from sepm_exporter.sources.watcher import filesystem_type, needs_polling
 
 MOUNTS = """sysfs /sys sysfs rw 0 0
 /dev/sda1 / ext4 rw 0 0

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import find, samples
 from helpers import free_port, get, start_exporter, stop, wait_for
-from sepm_exporter import history
+from sepm_exporter.judge import history
 from sepm_exporter.lab import estate
 
 pytestmark = pytest.mark.e2e
@@ -109,7 +109,7 @@ def test_sigkill_during_state_writes_never_corrupts_the_file(tmp_path: Path) -> 
     writer = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from sepm_exporter import history\n"
+        "from sepm_exporter.judge import history\n"
         "h = history.History()\n"
         "for g in range(20000):\n"
         "    history.record_group_version(h, f'{g:032X}', f'{g:064x}', 1e9 + g)\n"

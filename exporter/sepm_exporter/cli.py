@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TextIO
 
 from sepm_exporter import __version__, logs
-from sepm_exporter.config import WATCH_MODES, Config, ConfigError, load_config
-from sepm_exporter.findings import Severity, findings, server_lines, worst
-from sepm_exporter.report import render_report
+from sepm_exporter.judge.findings import Severity, findings, server_lines, worst
+from sepm_exporter.judge.report import render_report
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -98,7 +98,7 @@ def effective_config(args: argparse.Namespace) -> Config:
 
 def local_install() -> Config:
     """On a SEPM server, no config is needed: its own install root is found where installers put it."""
-    from sepm_exporter.defaults import candidate_roots, detect
+    from sepm_exporter.settings.defaults import candidate_roots, detect
 
     config = detect(os.environ, lambda path: Path(path).is_file(), socket.gethostname())
     if config is None:
@@ -110,9 +110,9 @@ def local_install() -> Config:
 def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
               stop: threading.Event | None = None, announce: str = "") -> int:
     """Serve until SIGINT/SIGTERM (or `stop`); the first scan runs while /-/ready says 503."""
-    from sepm_exporter.watcher import Watcher
+    from sepm_exporter.settings.webconfig import WebConfig, load_web_config
+    from sepm_exporter.sources.watcher import Watcher
     from sepm_exporter.web import WebServer
-    from sepm_exporter.webconfig import WebConfig, load_web_config
 
     web = load_web_config(web_config) if web_config is not None else WebConfig()
     exporter = Exporter(config)

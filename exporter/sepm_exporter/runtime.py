@@ -6,18 +6,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sepm_exporter import history as history_module
-from sepm_exporter.catalog import FAMILIES
-from sepm_exporter.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
-from sepm_exporter.config import Config
-from sepm_exporter.history import History
-from sepm_exporter.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.reasons import Reason
-from sepm_exporter.rendered import Rendered, client_chunks
-from sepm_exporter.samples import (
+from sepm_exporter.judge import history as history_module
+from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge.history import History
+from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
+from sepm_exporter.metrics.catalog import FAMILIES
+from sepm_exporter.metrics.family import Sample
+from sepm_exporter.metrics.rendered import Rendered, client_chunks
+from sepm_exporter.metrics.samples import (
     CLIENT_FAMILIES,
     Derived,
     Row,
@@ -28,7 +27,9 @@ from sepm_exporter.samples import (
     server_failing,
     server_families,
 )
-from sepm_exporter.scanner import Scanner
+from sepm_exporter.sepm.reasons import Reason
+from sepm_exporter.settings.config import Config
+from sepm_exporter.sources.scanner import Scanner
 
 log = logging.getLogger("sepm_exporter")
 
@@ -82,6 +83,16 @@ class Exporter:
         """The exposition and `tail` (the process metrics) as one gzip stream, in parts."""
         with self.lock:
             return self.rendered.gzip_parts(tail)
+
+    def publish(self, families: Mapping[str, list[Sample]]) -> None:
+        """Swap in whole families computed elsewhere (a background source: the REST API, TLS probes).
+
+        The caller computes its samples outside any lock; this only renders and swaps them, so a
+        scrape never waits for a network poll.
+        """
+        with self.lock:
+            for name, found in families.items():
+                self.rendered.set_family(name, found)
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self.lock:

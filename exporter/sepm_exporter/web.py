@@ -12,9 +12,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from sepm_exporter.findings import findings, server_lines
+from sepm_exporter.judge.findings import findings, server_lines
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.webconfig import WebConfig
+from sepm_exporter.settings.webconfig import WebConfig
 
 log = logging.getLogger("sepm_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from helpers import free_port, start_exporter, stop, wait_for
-from sepm_exporter.catalog import BY_NAME
 from sepm_exporter.lab import estate
+from sepm_exporter.metrics.catalog import BY_NAME
 from services import Prometheus
 
 GRAFANA = Path(__file__).parent.parent.parent / "grafana"

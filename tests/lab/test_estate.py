@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sepm_exporter import layout
-from sepm_exporter.config import load_config
 from sepm_exporter.lab import estate
+from sepm_exporter.sepm import layout
+from sepm_exporter.settings.config import load_config
 
 
 def test_init_writes_the_real_layout(lab: estate.Lab) -> None:

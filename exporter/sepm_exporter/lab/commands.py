@@ -73,8 +73,8 @@ def add_lab_parser(commands: Any) -> None:
 
 def _exporter_view(lab: estate.Lab) -> list[str]:
     from sepm_exporter.cli import scan_once
-    from sepm_exporter.config import load_config
-    from sepm_exporter.findings import findings
+    from sepm_exporter.judge.findings import findings
+    from sepm_exporter.settings.config import load_config
 
     exporter = scan_once(load_config(lab.config_path))
     found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())

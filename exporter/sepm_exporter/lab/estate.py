@@ -16,9 +16,9 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sepm_exporter import layout
 from sepm_exporter.lab import hostile, pki
 from sepm_exporter.lab.sylink_writer import SyLinkSpec, render, render_index2
+from sepm_exporter.sepm import layout
 
 LAB_FILE = "lab.json"
 CONFIG_FILE = "sepm-exporter.yml"

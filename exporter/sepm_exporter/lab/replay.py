@@ -33,7 +33,7 @@ def admin_view(lab: Lab) -> list[str]:
     lines = []
     for server in lab.state.servers:
         der = lab.certificate_der(server.name)
-        from sepm_exporter.certificate import parse_der
+        from sepm_exporter.sepm.certificate import parse_der
 
         facts = parse_der(der)
         lines.append(

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from sepm_exporter.certificate import CertificateFacts, parse_der
-from sepm_exporter.reasons import ParseError, Reason
-from sepm_exporter.xmlsafe import DEFAULT_MAX_BYTES, canonical_sha256, local_name, parse_xml
+from sepm_exporter.sepm.certificate import CertificateFacts, parse_der
+from sepm_exporter.sepm.reasons import ParseError, Reason
+from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES, canonical_sha256, local_name, parse_xml
 
 _WHITESPACE = re.compile(r"\s+")
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from sepm_exporter.catalog import Family
-
-Sample = tuple[tuple[str, ...], float]
+from sepm_exporter.metrics.family import Family, Sample
 
 
 def escape_label(value: str) -> str:

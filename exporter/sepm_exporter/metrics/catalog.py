@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Family:
-    """One metric family of the contract."""
-
-    name: str
-    type: str  # gauge or counter
-    labels: tuple[str, ...]
-    help: str
-
+from sepm_exporter.metrics.family import Family
 
 SRV = ("server", "site")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sepm_exporter.history import History
-from sepm_exporter.inventory import Inventory
-from sepm_exporter.samples import Derived, failing
+from sepm_exporter.judge.history import History
+from sepm_exporter.metrics.samples import Derived, failing
+from sepm_exporter.sources.inventory import Inventory
 
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
 DAY = 86400.0

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sepm_exporter import __version__
-from sepm_exporter.catalog import EVENT_KINDS, FAMILIES
-from sepm_exporter.clients import ClientVerdict
-from sepm_exporter.exposition import Sample
-from sepm_exporter.history import History
-from sepm_exporter.inventory import ClientState, Inventory, Observed
-from sepm_exporter.reasons import Reason
+from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.judge.history import History
+from sepm_exporter.metrics.catalog import EVENT_KINDS, FAMILIES
+from sepm_exporter.metrics.family import Sample
+from sepm_exporter.sepm.reasons import Reason
+from sepm_exporter.sources.inventory import ClientState, Inventory, Observed
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.sepm.reasons import ParseError, Reason
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 

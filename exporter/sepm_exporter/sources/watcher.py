@@ -28,8 +28,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from sepm_exporter import layout
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.sepm import layout
 
 log = logging.getLogger("sepm_exporter")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sepm_exporter.inventory import Inventory
-from sepm_exporter.sylink import SyLinkFacts
+from sepm_exporter.sepm.sylink import SyLinkFacts
+from sepm_exporter.sources.inventory import Inventory
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from sepm_exporter import layout
-from sepm_exporter.certificate import CertificateFile, parse_certificate_file
-from sepm_exporter.config import ClientFile, Config, ServerConfig
-from sepm_exporter.files import Signature, read_capped, signature
-from sepm_exporter.index2 import Index2Facts, parse_index2
-from sepm_exporter.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
-from sepm_exporter.reasons import ParseError, Reason
-from sepm_exporter.sylink import SyLinkFacts, parse_sylink
+from sepm_exporter.sepm import layout
+from sepm_exporter.sepm.certificate import CertificateFile, parse_certificate_file
+from sepm_exporter.sepm.index2 import Index2Facts, parse_index2
+from sepm_exporter.sepm.reasons import ParseError, Reason
+from sepm_exporter.sepm.sylink import SyLinkFacts, parse_sylink
+from sepm_exporter.settings.config import ClientFile, Config, ServerConfig
+from sepm_exporter.sources.files import Signature, read_capped, signature
+from sepm_exporter.sources.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
 
 T = TypeVar("T")
 

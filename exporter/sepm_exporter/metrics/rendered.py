@@ -11,11 +11,12 @@ import struct
 import zlib
 from collections.abc import Callable
 
-from sepm_exporter.catalog import BY_NAME, FAMILIES
-from sepm_exporter.clients import ClientVerdict
-from sepm_exporter.exposition import Sample, encode, escape_label, format_value, header, lines
-from sepm_exporter.inventory import ClientState
-from sepm_exporter.samples import CLIENT_FAMILIES
+from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.metrics.catalog import BY_NAME, FAMILIES
+from sepm_exporter.metrics.exposition import encode, escape_label, format_value, header, lines
+from sepm_exporter.metrics.family import Sample
+from sepm_exporter.metrics.samples import CLIENT_FAMILIES
+from sepm_exporter.sources.inventory import ClientState
 
 _HEADERS = {f.name: encode(header(f)) for f in FAMILIES}
 _CLIENT_INDEX = {name: i for i, name in enumerate(CLIENT_FAMILIES)}

@@ -12,7 +12,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.sepm.reasons import ParseError, Reason
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s+(.*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----",

@@ -14,7 +14,7 @@ from typing import Any
 import bcrypt
 import yaml
 
-from sepm_exporter.config import ConfigError
+from sepm_exporter.settings.config import ConfigError
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                  "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}

@@ -10,8 +10,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sepm_exporter.history import GroupVersion
-from sepm_exporter.parity import GroupCopy, newest
+from sepm_exporter.judge.history import GroupVersion
+from sepm_exporter.judge.parity import GroupCopy, newest
 
 
 class ClientStatus(enum.StrEnum):

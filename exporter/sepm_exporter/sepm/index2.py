@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sepm_exporter.xmlsafe import DEFAULT_MAX_BYTES, local_name, parse_xml
+from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES, local_name, parse_xml
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath, PureWindowsPath
 
-from sepm_exporter.config import Config, ServerConfig
-from sepm_exporter.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE
+from sepm_exporter.sepm.layout import DEFAULT_WINDOWS_ROOTS, SERVER_CERTIFICATE
+from sepm_exporter.settings.config import Config, ServerConfig
 
 MANAGER = ("Symantec", "Symantec Endpoint Protection Manager")
 

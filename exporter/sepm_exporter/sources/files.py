@@ -12,7 +12,7 @@ import stat as stat_module
 from pathlib import Path
 from typing import NamedTuple
 
-from sepm_exporter.reasons import ParseError, Reason
+from sepm_exporter.sepm.reasons import ParseError, Reason
 
 
 class Signature(NamedTuple):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sepm_exporter.certificate import CertificateFacts
+from sepm_exporter.sepm.certificate import CertificateFacts
 
 STATE_VERSION = 1
 MAX_GROUP_VERSIONS = 16

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from sepm_exporter.certificate import CertificateFile
-from sepm_exporter.config import ServerConfig
-from sepm_exporter.files import Signature
-from sepm_exporter.index2 import Index2Facts
-from sepm_exporter.reasons import Reason
-from sepm_exporter.sylink import SyLinkFacts
+from sepm_exporter.sepm.certificate import CertificateFile
+from sepm_exporter.sepm.index2 import Index2Facts
+from sepm_exporter.sepm.reasons import Reason
+from sepm_exporter.sepm.sylink import SyLinkFacts
+from sepm_exporter.settings.config import ServerConfig
+from sepm_exporter.sources.files import Signature
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class ServerState:
 
     @property
     def server_certificate(self) -> Observed[CertificateFile] | None:
-        from sepm_exporter.layout import SERVER_CERTIFICATE
+        from sepm_exporter.sepm.layout import SERVER_CERTIFICATE
 
         return self.certificates.get("/".join(SERVER_CERTIFICATE))
 

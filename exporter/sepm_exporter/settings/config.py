@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sepm_exporter.xmlsafe import DEFAULT_MAX_BYTES
+from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES
 
 WATCH_MODES = ("auto", "events", "poll")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sepm_exporter.clients import ClientStatus
-from sepm_exporter.findings import Finding, ServerLine
+from sepm_exporter.judge.clients import ClientStatus
+from sepm_exporter.judge.findings import Finding, ServerLine
 
 
 def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tuple[str, str], int]) -> str:

@@ -1,0 +1,1 @@
+"""Judgements: key history, replica parity, client verdicts, problems and findings."""

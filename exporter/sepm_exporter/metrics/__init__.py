@@ -1,0 +1,1 @@
+"""Exposition: metric families by area, rendered to the Prometheus text format."""

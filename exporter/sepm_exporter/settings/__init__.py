@@ -1,0 +1,1 @@
+"""Settings: the config file, the web config, flags and local-install detection."""
