@@ -31,6 +31,7 @@ class ServerEntry:
     address: str
     http_port: int | None
     https_port: int | None
+    verify_signatures: bool | None  # VerifySignatures="1"/"0"; None when the attribute is absent or odd
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ def _int_attribute(element: etree._Element | None, *names: str) -> int | None:
     return None
 
 
+def _flag(value: str | None) -> bool | None:
+    text = (value or "").strip()
+    return True if text == "1" else False if text == "0" else None
+
+
 def _first(root: etree._Element, name: str) -> etree._Element | None:
     for element in root.iter():
         if local_name(element) == name:
@@ -129,6 +135,7 @@ def _servers(root: etree._Element) -> tuple[ServerEntry, ...]:
                     address=server.get("Address", ""),
                     http_port=_int_attribute(server, *HTTP_PORT_ATTRIBUTES),
                     https_port=_int_attribute(server, *HTTPS_PORT_ATTRIBUTES),
+                    verify_signatures=_flag(server.get("VerifySignatures")),
                 )
             )
     return tuple(entries)
