@@ -26,11 +26,21 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of the report."""
+    """One line of the report: what `check`, `check --format json` and the landing page show.
+
+    `alert` names the shipped alert rule this finding mirrors (its runbook is
+    `docs/runbooks/<alert>.md`); `since` is when the condition began (Unix time, None when not
+    known); `clients` are the clients affected, for subjects that strand or leave clients behind;
+    `fix` is the concrete remedy where the KB gives one.
+    """
 
     severity: Severity
     subject: str  # "server SEPM1", "group <id>", "client WS-0001", "file ..."
     message: str
+    alert: str = ""
+    since: float | None = None
+    clients: tuple[str, ...] = ()
+    fix: str = ""
 
 
 @dataclass(frozen=True)
