@@ -44,7 +44,7 @@ def one_member(stream: bytes) -> bytes:
 
 def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     from sepm_exporter.metrics import rendered as module
-    from sepm_exporter.sources.watcher import apply, unit_of
+    from sepm_exporter.sources.watcher import unit_of
 
     monkeypatch.setattr(module, "BLOCK_SIZE", 5)
     exporter = Exporter(load_config(lab.config_path))
@@ -56,9 +56,9 @@ def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pyte
     assert one_member(b"".join(exporter.exposition_gzip_parts(b"process_cpu_seconds_total 1.0\n"))) == (
         exporter.exposition + b"process_cpu_seconds_total 1.0\n"), "the scrape's own tail joins the same stream"
     lab.write_variant("crlf", lab.client_path("WS-0007"))
-    apply(exporter, {u for u in [unit_of(exporter, lab.client_path("WS-0007"))] if u is not None})
+    exporter.reread({u for u in [unit_of(exporter.config, lab.client_path("WS-0007"))] if u is not None})
     rendered: Rendered = exporter.rendered
-    assert rendered.dirty == {rendered.block_of["WS-0007"]}, "marked, rendered at the next scrape"
+    assert rendered.dirty == set(), "rendered and compressed by the writer, never by a scrape"
     second = exporter.exposition_gzip_parts()
     assert one_member(b"".join(second)) == exporter.exposition
     recompressed = {id(p) for p in second[:-1]} - {id(p) for p in first}

@@ -7,7 +7,6 @@ makes sense as a flag can be given as one and overrides the file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import logging
 import os
@@ -21,10 +20,10 @@ from pathlib import Path
 from typing import TextIO
 
 from sepm_exporter import __version__, logs
-from sepm_exporter.judge.findings import Severity, findings, server_lines, worst
+from sepm_exporter.judge.findings import Severity, worst
 from sepm_exporter.judge.report import render_report
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config
+from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config, with_overrides
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -84,16 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
 def effective_config(args: argparse.Namespace) -> Config:
     """The file's config (or the detected local install) with the flags laid over it."""
     config = load_config(args.config) if args.config is not None else local_install()
-    overrides: dict[str, object] = {}
-    if getattr(args, "state_file", None) is not None:
-        overrides["state_file"] = args.state_file
-    if getattr(args, "max_bytes", None) is not None:
-        overrides["max_file_bytes"] = args.max_bytes
-    for key in ("watch_mode", "poll_interval", "reconcile_interval", "debounce"):
-        value = getattr(args, key, None)
-        if value is not None:
-            overrides[key] = value
-    return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    overrides = {field: (flag, getattr(args, dest)) for dest, (field, flag) in _FLAG_SETTINGS.items()
+                 if getattr(args, dest, None) is not None}
+    return with_overrides(config, overrides)
+
+
+_FLAG_SETTINGS = {  # argparse dest -> (Config field, flag as typed)
+    "state_file": ("state_file", "--state-file"),
+    "max_bytes": ("max_file_bytes", "--files.max-bytes"),
+    "watch_mode": ("watch_mode", "--watch.mode"),
+    "poll_interval": ("poll_interval", "--watch.poll-interval"),
+    "reconcile_interval": ("reconcile_interval", "--watch.reconcile-interval"),
+    "debounce": ("debounce", "--watch.debounce"),
+}
 
 
 def local_install() -> Config:
@@ -163,12 +165,10 @@ class Progress:
 def scan_with_progress(exporter: Exporter) -> None:
     """A full scan that shows progress on a terminal; later scans (from the watcher) stay quiet."""
     progress = Progress()
-    exporter.scanner.progress = progress
     try:
-        exporter.full_scan()
+        exporter.full_scan(progress)
     finally:
         progress.close()
-        exporter.scanner.progress = None
 
 
 def scan_once(config: Config) -> Exporter:
@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             exporter.full_scan()  # stat-first: only files that changed are read again
     if args.command == "check":
         exporter = scan_once(config)
-        now = exporter.clock()
-        found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, now)
-        print(render_report(server_lines(exporter.scanner.inventory, now), found, exporter.derived.group_counts), end="")
+        report = exporter.report()
+        found = report.findings
+        print(render_report(report.servers, found, report.counts), end="")
         return 2 if worst(found) >= Severity.CRITICAL else 0
     return 1
 

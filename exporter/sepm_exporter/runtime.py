@@ -1,4 +1,10 @@
-"""One exporter run: scan, remember, derive, render; thread-safe so a scrape only reads bytes."""
+"""One exporter run: scan, remember, derive, render.
+
+One writer at a time (scans, re-reads, refreshes, background publishes) holds `_write`; readers
+(scrapes, the landing page, `check`) take no lock at all: they read a frozen `Published`
+exposition and a frozen `Report`, each swapped in by reference when the writer is done. So a
+scrape never waits for a scan, however slow the share.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.metrics.catalog import FAMILIES
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.rendered import Rendered, client_chunks
+from sepm_exporter.metrics.rendered import Published, Rendered, client_chunks
 from sepm_exporter.metrics.samples import (
     CLIENT_FAMILIES,
     Derived,
@@ -29,7 +37,7 @@ from sepm_exporter.metrics.samples import (
 )
 from sepm_exporter.sepm.reasons import Reason
 from sepm_exporter.settings.config import Config
-from sepm_exporter.sources.scanner import Scanner
+from sepm_exporter.sources.scanner import Scanner, Unit
 
 log = logging.getLogger("sepm_exporter")
 
@@ -39,6 +47,18 @@ SERVER_FAMILIES = frozenset(
     if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
 )
 
+REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findings are made again
+
+
+@dataclass(frozen=True)
+class Report:
+    """What needs attention, as of `at`: made by the writer, read without a lock."""
+
+    at: float
+    servers: list[ServerLine]
+    findings: list[Finding]
+    counts: dict[tuple[str, str], int]
+
 
 class Exporter:
     """Owns the inventory and history; `exposition` is always a complete, consistent rendering."""
@@ -47,7 +67,8 @@ class Exporter:
         self.config = config
         self.clock = clock
         self.scanner = Scanner(config)
-        self.lock = threading.RLock()
+        self._write = threading.RLock()  # one writer: scans, re-reads, refreshes, publishes
+        self._counters = threading.Lock()  # event counters, bumped from watcher threads
         self.history = History()
         self.state_file_ok = True
         self.events: dict[str, int] = {}
@@ -62,6 +83,9 @@ class Exporter:
         self.ready = False
         self.derived = Derived({}, {}, {}, {})
         self.rendered = Rendered(self._chunks)
+        self._render_self()
+        self._published: Published = self.rendered.publish()
+        self._report: Report | None = None
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
         self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
@@ -76,13 +100,34 @@ class Exporter:
         return b"".join(self.exposition_parts())
 
     def exposition_parts(self) -> list[bytes]:
-        with self.lock:
-            return self.rendered.parts()
+        return list(self._published.parts)
 
     def exposition_gzip_parts(self, tail: bytes = b"") -> list[bytes]:
         """The exposition and `tail` (the process metrics) as one gzip stream, in parts."""
-        with self.lock:
-            return self.rendered.gzip_parts(tail)
+        return self._published.gzip_parts(tail)
+
+    def report(self) -> Report:
+        """Findings for the landing page and `check`, never older than REPORT_MAX_AGE while idle.
+
+        Made by the writer after each refresh; when it has aged (expiry days, alert windows move
+        with the clock) it is made again here, but only if no scan holds the writer lock: a reader
+        never waits for a scan.
+        """
+        report = self._report
+        aged = report is None or self.clock() - report.at > REPORT_MAX_AGE
+        if aged and self._write.acquire(blocking=False):
+            try:
+                report = self._make_report()
+            finally:
+                self._write.release()
+        return report if report is not None else Report(self.clock(), [], [], {})
+
+    def _make_report(self) -> Report:
+        now = self.clock()
+        inventory = self.scanner.inventory
+        self._report = Report(now, server_lines(inventory, now), findings(inventory, self.history, self.derived, now),
+                              dict(self.derived.group_counts))
+        return self._report
 
     def publish(self, families: Mapping[str, list[Sample]]) -> None:
         """Swap in whole families computed elsewhere (a background source: the REST API, TLS probes).
@@ -90,20 +135,28 @@ class Exporter:
         The caller computes its samples outside any lock; this only renders and swaps them, so a
         scrape never waits for a network poll.
         """
-        with self.lock:
+        with self._write:
             for name, found in families.items():
                 self.rendered.set_family(name, found)
+            self._published = self.rendered.publish()
 
     def count_event(self, kind: str, n: int = 1) -> None:
-        with self.lock:
+        with self._counters:
             self.events[kind] = self.events.get(kind, 0) + n
 
-    def full_scan(self) -> None:
-        """The reconciliation scan: everything, cheap where nothing changed."""
-        with self.lock:
+    def full_scan(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """The reconciliation scan: everything, cheap where nothing changed; readers go on meanwhile.
+
+        `progress` hears (units done, units found) during this scan only (a terminal's first scan).
+        """
+        with self._write:
             started = time.perf_counter()
             before = self.scanner.files_read
-            self.scanner.scan_all()
+            self.scanner.progress = progress
+            try:
+                self.scanner.scan_all()
+            finally:
+                self.scanner.progress = None
             changed = self.scanner.files_read - before
             if self.ready and changed:
                 self.count_event("reconcile", changed)
@@ -119,7 +172,7 @@ class Exporter:
         only the clients whose file's canonical hash they touch; a key change re-judges every
         client; a client's change re-judges and re-renders that client alone.
         """
-        with self.lock:
+        with self._write:
             now = self.clock()
             inventory = self.scanner.inventory
             changes = self.scanner.take_changes()
@@ -158,6 +211,21 @@ class Exporter:
             if dirty:
                 self._save_history()
             self._render_self()
+            self._published = self.rendered.publish()
+            self._make_report()
+
+    def reread(self, units: Iterable[Unit]) -> None:
+        """Re-read what the watcher saw change, then refresh: one writer step."""
+        with self._write:
+            self.scanner.reread(units)
+            self.refresh()
+
+    def root_states(self) -> dict[str, tuple[Path, bool]]:
+        """Each watched root's path and whether the last scan could read it (the watcher's question)."""
+        inventory = self.scanner.inventory
+        out = {f"server {name}": (server.config.root, server.root_up) for name, server in inventory.servers.items()}
+        out.update({f"client_root {key}": (c.path, c.root_up) for key, c in inventory.collections.items()})
+        return out
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:
         return client_chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
@@ -231,7 +299,9 @@ class Exporter:
 
     def _render_self(self) -> None:
         rows = [row for found in self._problems.values() for row in found]
-        stats = SelfStats(self.scan_duration, self.last_scan, dict(self.events), dict(self.errors_total), self.state_file_ok)
+        with self._counters:
+            events = dict(self.events)
+        stats = SelfStats(self.scan_duration, self.last_scan, events, dict(self.errors_total), self.state_file_ok)
         for name, found in self_families(self.scanner.inventory, stats, rows).items():
             self.rendered.set_family(name, found)
 
@@ -259,5 +329,3 @@ class Exporter:
             self.state_file_ok = False
             log.error("state file not saved", extra={"file": str(self.config.state_file), "detail": exc.strerror or type(exc).__name__})
 
-    def state_path(self) -> Path | None:
-        return self.config.state_file

@@ -72,12 +72,12 @@ def add_lab_parser(commands: Any) -> None:
 
 
 def _exporter_view(lab: estate.Lab) -> list[str]:
-    from sepm_exporter.cli import scan_once
-    from sepm_exporter.judge.findings import findings
+    from sepm_exporter.runtime import Exporter
     from sepm_exporter.settings.config import load_config
 
-    exporter = scan_once(load_config(lab.config_path))
-    found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    found = exporter.report().findings
     critical = [f for f in found if f.severity.name == "CRITICAL"]
     lines = [f"{f.severity.name} {f.subject}: {f.message}" for f in critical[:6]]
     if len(critical) > 6:

@@ -10,6 +10,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.metrics.catalog import BY_NAME, FAMILIES
@@ -91,8 +92,8 @@ class Rendered:
     Client series live in blocks of up to 1,024 clients: a change marks the client's block, the
     block is rendered again when the parts are next asked for (about a millisecond), and that scrape
     compresses that block alone. A scrape sends the parts as they are, or their deflate pieces
-    inside one gzip stream. Writers hold the exporter's lock; `parts` and `gzip_parts` too, for the
-    moment it takes to collect references (and, after a change, to checksum the body once).
+    inside one gzip stream. Only the exporter's writer touches this object; it hands scrapes a frozen
+    `Published` after each change.
     """
 
     def __init__(self, render: Callable[[str], tuple[bytes, ...]]) -> None:
@@ -105,14 +106,12 @@ class Rendered:
         self._block_deflated: list[tuple[bytes, ...] | None] = []
         self.dirty: set[int] = set()
         self._headers_deflated = {name: _deflate(text) for name, text in _HEADERS.items()}
-        self._body_crc: tuple[int, int] | None = None  # CRC-32 and length of the body, for the gzip trailer
 
     def set_family(self, name: str, samples: list[Sample]) -> None:
         rendered = encode(lines(BY_NAME[name], samples))
         if self.whole.get(name) != rendered:
             self.whole[name] = rendered
             self._whole_deflated.pop(name, None)
-            self._body_crc = None
 
     def touch_client(self, name: str) -> None:
         """The client's series may have changed: its block is rendered again by `rebuild`."""
@@ -139,8 +138,6 @@ class Rendered:
         Called when the parts are asked for, so a burst of changes between two scrapes renders each
         block once, and a cold start's first scrape renders everything once.
         """
-        if self.dirty:
-            self._body_crc = None
         for block in self.dirty:
             columns: list[list[bytes]] = [[] for _ in CLIENT_FAMILIES]
             for name in self.blocks[block]:
@@ -164,21 +161,17 @@ class Rendered:
                 out.extend(text[index] for text in self.block_text if text[index])
         return out
 
-    def gzip_parts(self, tail: bytes = b"") -> list[bytes]:
-        """The same, and `tail` after it, as one gzip stream; only parts changed since the last scrape
-        are compressed now.
+    def publish(self) -> Published:
+        """Render what changed and freeze the result: the writer calls this, scrapes read what it returns.
 
-        One gzip member, not one per part: Go's reader (Prometheus) would read concatenated members,
-        but curl --compressed and some browsers stop after the first.
+        Deflating happens here, in the writer's thread, once per change: a scrape then only joins
+        references, whatever the writer is doing meanwhile.
         """
         parts = self.parts()
-        if self._body_crc is None:
-            crc = 0
-            for part in parts:
-                crc = zlib.crc32(part, crc)
-            self._body_crc = (crc, sum(len(p) for p in parts))
-        crc, size = self._body_crc
-        out = [_GZIP_HEADER]
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        pieces = [_GZIP_HEADER]
         for family in FAMILIES:
             name = family.name
             index = _CLIENT_INDEX.get(name)
@@ -186,16 +179,35 @@ class Rendered:
                 piece = self._whole_deflated.get(name)
                 if piece is None:
                     piece = self._whole_deflated[name] = _deflate(_HEADERS[name] + self.whole.get(name, b""))
-                out.append(piece)
+                pieces.append(piece)
                 continue
-            out.append(self._headers_deflated[name])
+            pieces.append(self._headers_deflated[name])
             for block, text in enumerate(self.block_text):
-                pieces = self._block_deflated[block]
-                if pieces is None:
-                    pieces = self._block_deflated[block] = tuple(_deflate(t) if t else b"" for t in text)
-                if pieces[index]:
-                    out.append(pieces[index])
+                deflated = self._block_deflated[block]
+                if deflated is None:
+                    deflated = self._block_deflated[block] = tuple(_deflate(t) if t else b"" for t in text)
+                if deflated[index]:
+                    pieces.append(deflated[index])
+        return Published(tuple(parts), tuple(pieces), crc, sum(len(p) for p in parts))
+
+
+@dataclass(frozen=True)
+class Published:
+    """One complete exposition, frozen: swapped in by reference, so readers need no lock."""
+
+    parts: tuple[bytes, ...]
+    gzip_body: tuple[bytes, ...]  # gzip header and the parts' deflate pieces, not yet final
+    crc: int
+    size: int
+
+    def gzip_parts(self, tail: bytes = b"") -> list[bytes]:
+        """The parts and `tail` (the process metrics, made per scrape) as one gzip stream.
+
+        One gzip member, not one per part: Go's reader (Prometheus) would read concatenated members,
+        but curl --compressed and some browsers stop after the first.
+        """
+        out = list(self.gzip_body)
         if tail:
             out.append(_deflate(tail))
-        out.append(_FINAL_BLOCK + struct.pack("<II", zlib.crc32(tail, crc), (size + len(tail)) & 0xFFFFFFFF))
+        out.append(_FINAL_BLOCK + struct.pack("<II", zlib.crc32(tail, self.crc), (self.size + len(tail)) & 0xFFFFFFFF))
         return out

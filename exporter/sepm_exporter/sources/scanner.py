@@ -12,7 +12,7 @@ import itertools
 import os
 import stat as stat_module
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +81,15 @@ class Changes:
 
     clients: set[str] = field(default_factory=set)  # client names whose file (or duplicate) changed or went
     servers: bool = False  # any certificate, group file, stray folder or root state on a server
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One re-read the watcher asks for: the smallest part of a tree that a change touches."""
+
+    kind: str  # server, certificates, group, collection, client, client_file
+    root: str  # the server's name, the collection's key, or a configured client's name
+    name: str = ""  # the group ID (group) or the client folder (client)
 
 
 PARSE_CACHE_SIZE = 8192
@@ -380,6 +389,28 @@ class Scanner:
         if observed is not previous:
             self.inventory.clients[client.name] = ClientState(client.name, "", observed)
             self.changes.clients.add(client.name)
+
+    # -- what the watcher saw -----------------------------------------------------------------
+    def reread(self, units: Iterable[Unit]) -> None:
+        """Re-read the units; a coarse unit makes the finer ones under it redundant."""
+        units = set(units)
+        whole_servers = {u.root for u in units if u.kind == "server"}
+        whole_collections = {u.root for u in units if u.kind == "collection"}
+        for unit in sorted(units):
+            if unit.kind == "server":
+                self.scan_server(unit.root)
+            elif unit.kind == "certificates" and unit.root not in whole_servers:
+                self.scan_certificates(unit.root)
+            elif unit.kind == "group" and unit.root not in whole_servers:
+                self.scan_group(unit.root, unit.name)
+            elif unit.kind == "collection":
+                self.scan_collection(unit.root)
+            elif unit.kind == "client" and unit.root not in whole_collections:
+                self.scan_collection_client(unit.root, unit.name)
+            elif unit.kind == "client_file":
+                for client in self.config.client_files:
+                    if client.name == unit.root:
+                        self.scan_client_file(client)
 
     # -- everything ---------------------------------------------------------------------------
     def scan_all(self) -> None:
