@@ -18,23 +18,17 @@ from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.metrics.catalog import FAMILIES
+from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
+from sepm_exporter.metrics import clients as client_metrics
+from sepm_exporter.metrics import exporter as self_metrics
+from sepm_exporter.metrics import groups as group_metrics
+from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.rendered import Published, Rendered, client_chunks
-from sepm_exporter.metrics.samples import (
-    CLIENT_FAMILIES,
-    Derived,
-    Row,
-    SelfStats,
-    client_failing,
-    group_count_samples,
-    self_families,
-    server_failing,
-    server_families,
-)
+from sepm_exporter.metrics.rendered import Published, Rendered
 from sepm_exporter.sepm.reasons import Reason
 from sepm_exporter.settings.config import Config
 from sepm_exporter.sources.scanner import Scanner, Unit
@@ -42,10 +36,6 @@ from sepm_exporter.sources.scanner import Scanner, Unit
 log = logging.getLogger("sepm_exporter")
 
 Clock = Callable[[], float]
-SERVER_FAMILIES = frozenset(
-    f.name for f in FAMILIES
-    if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
-)
 
 REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findings are made again
 
@@ -73,15 +63,16 @@ class Exporter:
         self.state_file_ok = True
         self.events: dict[str, int] = {}
         self.errors_total: dict[str, int] = {}
-        self._problems: dict[tuple[str, ...], list[Row]] = {}
+        self._problems: dict[tuple[str, ...], list[FileProblem]] = {}
         if config.state_file is not None:
             self.history, problem = history_module.load(config.state_file)
             if problem is not None:
                 self._set_aside(config.state_file, problem)
         self.scan_duration = 0.0
         self.last_scan = 0.0
-        self.ready = False
-        self.derived = Derived({}, {}, {}, {})
+        self.ready = False  # /-/ready: set once the first scan's results are published
+        self._scanned = False  # sepm_exporter_ready: set just before they are rendered
+        self.derived = Derived()
         self.rendered = Rendered(self._chunks)
         self._render_self()
         self._published: Published = self.rendered.publish()
@@ -162,6 +153,7 @@ class Exporter:
                 self.count_event("reconcile", changed)
             self.scan_duration = time.perf_counter() - started
             self.last_scan = self.clock()
+            self._scanned = True
             self.refresh()
             self.ready = True
 
@@ -195,19 +187,17 @@ class Exporter:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
                 self._index, self._key_set = index, key_set
                 self._verdict_memo = {}
-                self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
-                                       self.derived.verdicts, self.derived.group_counts)
-                for name, found in server_families(inventory, self.history, self.derived).items():
-                    if name in SERVER_FAMILIES:
-                        self.rendered.set_family(name, found)
+                self.derived.replica_mismatch = replica_mismatch(copies)
+                self.derived.key_match = server_key_match(inventory, keys)
+                self._set_families(server_metrics.samples(inventory, self.history))
+                self._set_families(group_metrics.samples(inventory, self.derived))
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
                 self._judge(name)
             if rejudge or changes.servers:
                 counts = group_counts(self._counts, self._index.newest)
-                self.derived.group_counts.clear()
-                self.derived.group_counts.update(counts)
-                self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
+                self.derived.group_counts = counts
+                self._set_families(group_metrics.client_counts(counts))
             if dirty:
                 self._save_history()
             self._render_self()
@@ -227,8 +217,12 @@ class Exporter:
         out.update({f"client_root {key}": (c.path, c.root_up) for key, c in inventory.collections.items()})
         return out
 
+    def _set_families(self, families: Mapping[str, list[Sample]]) -> None:
+        for name, found in families.items():
+            self.rendered.set_family(name, found)
+
     def _chunks(self, name: str) -> tuple[bytes, ...]:
-        return client_chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
+        return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
 
     def _record_keys(self, now: float) -> bool:
         dirty = False
@@ -279,17 +273,18 @@ class Exporter:
                 or (observed is not None and (observed.reason is not None or (observed.facts is not None and observed.facts.problems)))):
             self._set_problems(owner, client_failing(inventory, name))
 
-    def _set_problems(self, owner: tuple[str, ...], rows: list[Row]) -> None:
+    def _set_problems(self, owner: tuple[str, ...], rows: list[FileProblem]) -> None:
         """Log a problem once when it starts, once when it clears; count starts by reason."""
         before = self._problems.get(owner, [])
         if rows == before:
             return
-        old = {row[:4] for row in before}
-        new = {row[:4] for row in rows}
-        for server, client, file, reason, detail in rows:
-            if (server, client, file, reason) not in old:
-                self.errors_total[reason] = self.errors_total.get(reason, 0) + 1
-                log.warning("file problem", extra={"server": server, "client": client, "file": file, "reason": reason, "detail": detail})
+        old = {row.key for row in before}
+        new = {row.key for row in rows}
+        for row in rows:
+            if row.key not in old:
+                self.errors_total[row.reason] = self.errors_total.get(row.reason, 0) + 1
+                log.warning("file problem", extra={"server": row.server, "client": row.client, "file": row.file,
+                                                   "reason": row.reason, "detail": row.detail})
         for server, client, file, reason in old - new:
             log.info("file problem cleared", extra={"server": server, "client": client, "file": file, "reason": reason})
         if rows:
@@ -301,9 +296,10 @@ class Exporter:
         rows = [row for found in self._problems.values() for row in found]
         with self._counters:
             events = dict(self.events)
-        stats = SelfStats(self.scan_duration, self.last_scan, events, dict(self.errors_total), self.state_file_ok)
-        for name, found in self_families(self.scanner.inventory, stats, rows).items():
-            self.rendered.set_family(name, found)
+        cache = self.scanner.parse_cache
+        stats = self_metrics.SelfStats(self._scanned, self.scan_duration, self.last_scan, events, dict(self.errors_total),
+                                       self.state_file_ok, dict(self.scanner.root_scans), cache.hits, cache.misses)
+        self._set_families(self_metrics.samples(self.scanner.inventory, stats, rows))
 
     def _set_aside(self, path: Path, problem: str) -> None:
         """A state file that cannot be used is kept as `<name>.bad` (it may come from a newer version) and
@@ -315,7 +311,7 @@ class Exporter:
             detail = f"{problem}; kept as {aside.name}, key history starts over"
         except OSError as exc:
             detail = f"{problem}; could not be set aside ({exc.strerror or type(exc).__name__})"
-        self._set_problems(("state",), [("", "", str(path), Reason.BAD_STATE.value, detail)])
+        self._set_problems(("state",), [FileProblem("", "", str(path), Reason.BAD_STATE.value, detail)])
 
     def _save_history(self) -> None:
         if self.config.state_file is None:

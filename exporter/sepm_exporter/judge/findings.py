@@ -8,8 +8,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.history import History
-from sepm_exporter.metrics.samples import Derived, failing
+from sepm_exporter.judge.problems import failing
 from sepm_exporter.sources.inventory import Inventory
 
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
@@ -116,9 +117,9 @@ def findings(inventory: Inventory, history: History, derived: Derived, now: floa
             out.append(Finding(Severity.WARNING, f"client {client}", f"holds an older SyLink.xml of group {verdict.group_id or '?'}"))
         elif verdict.current is None:
             out.append(Finding(Severity.WARNING, f"client {client}", "SyLink.xml matches no group file"))
-    for server, client, file, reason, _detail in failing(inventory):
-        owner = server or client
-        out.append(Finding(Severity.WARNING, f"file {owner}:{file}", reason))
+    for problem in failing(inventory):
+        owner = problem.server or problem.client
+        out.append(Finding(Severity.WARNING, f"file {owner}:{problem.file}", problem.reason))
     return sorted(out, key=lambda f: -f.severity)
 
 

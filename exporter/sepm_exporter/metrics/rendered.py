@@ -1,72 +1,25 @@
 """The exposition kept as pre-rendered parts, so a change re-renders what changed and a scrape only joins.
 
-Server and self families are small (servers x groups) and rendered whole; client families are kept
-in blocks, so a client's change costs one block's rendering, and its gzip one block's compression.
+Server, group and self families are small (servers x groups) and rendered whole; the client area's
+families are kept in blocks of its own chunks (`metrics/clients.py` writes them), so a client's
+change costs one block's rendering, and its gzip one block's compression.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.metrics import clients
 from sepm_exporter.metrics.catalog import BY_NAME, FAMILIES
-from sepm_exporter.metrics.exposition import encode, escape_label, format_value, header, lines
+from sepm_exporter.metrics.exposition import encode, header, lines
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.samples import CLIENT_FAMILIES
-from sepm_exporter.sources.inventory import ClientState
 
 _HEADERS = {f.name: encode(header(f)) for f in FAMILIES}
-_CLIENT_INDEX = {name: i for i, name in enumerate(CLIENT_FAMILIES)}
-_EMPTY = (b"",) * len(CLIENT_FAMILIES)
-
-
-def _text(value: str) -> str:
-    return escape_label(value) if ("\\" in value or '"' in value or "\n" in value) else value
-
-
-_Shared = tuple[str, str, str, str, str]
-
-
-@functools.lru_cache(maxsize=4096)
-def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> _Shared:
-    """The parts of a client's lines that depend on its file and verdict, not its name: shared by many."""
-    group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
-    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"}} 1.0\n'
-    current = stale = trusted = ""
-    if verdict is not None:
-        if verdict.current is not None:
-            current = f"{group}}} {'1.0' if verdict.current else '0.0'}\n"
-        if verdict.stale_since is not None:
-            stale = f"{group}}} {format_value(verdict.stale_since)}\n"
-        if verdict.trusted is not None:
-            trusted = f"}} {'1.0' if verdict.trusted else '0.0'}\n"
-    return info, current, stale, trusted, group
-
-
-def client_chunks(name: str, client: ClientState, verdict: ClientVerdict | None) -> tuple[bytes, ...]:
-    """One client's lines, written out directly: the same text as `lines(client_samples(...))`, faster.
-
-    A cold scan renders 100,000 of these; the generic path spends most of its time in zip and joins,
-    and most of each line is shared by every client holding the same file with the same verdict.
-    `tests/test_rendered.py` holds the two equal for ordinary and hostile names.
-    """
-    facts = client.sylink.facts
-    mtime = client.sylink.mtime
-    if facts is None or mtime is None:
-        return _EMPTY
-    info, current, stale, trusted, _ = _shared(facts.sha256, facts.canonical_sha256, verdict)
-    who = f'{{client="{_text(name)}"'
-    return (
-        f"sepm_client_sylink_info{who}{info}".encode("utf-8", "replace"),
-        f"sepm_client_sylink_modified_timestamp_seconds{who}}} {format_value(mtime)}\n".encode("utf-8", "replace"),
-        f"sepm_client_sylink_current{who}{current}".encode("utf-8", "replace") if current else b"",
-        f"sepm_client_sylink_stale_since_timestamp_seconds{who}{stale}".encode("utf-8", "replace") if stale else b"",
-        f"sepm_client_server_key_trusted{who}{trusted}".encode("utf-8", "replace") if trusted else b"",
-    )
+_CLIENT_INDEX = {name: i for i, name in enumerate(clients.NAMES)}
+_EMPTY = clients.EMPTY
 
 
 BLOCK_SIZE = 1024
@@ -139,7 +92,7 @@ class Rendered:
         block once, and a cold start's first scrape renders everything once.
         """
         for block in self.dirty:
-            columns: list[list[bytes]] = [[] for _ in CLIENT_FAMILIES]
+            columns: list[list[bytes]] = [[] for _ in clients.NAMES]
             for name in self.blocks[block]:
                 for column, chunk in zip(columns, self.render(name), strict=True):
                     if chunk:

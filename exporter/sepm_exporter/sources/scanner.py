@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import stat as stat_module
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +30,7 @@ from sepm_exporter.sources.files import Signature, read_capped, signature
 from sepm_exporter.sources.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
 
 T = TypeVar("T")
+log = logging.getLogger("sepm_exporter")
 
 
 def observe(
@@ -81,6 +84,14 @@ class Changes:
 
     clients: set[str] = field(default_factory=set)  # client names whose file (or duplicate) changed or went
     servers: bool = False  # any certificate, group file, stray folder or root state on a server
+
+
+@dataclass(frozen=True)
+class RootScan:
+    """One root's part of the last full scan: how long, and whether it ended without an unexpected error."""
+
+    seconds: float
+    ok: bool
 
 
 @dataclass(frozen=True, order=True)
@@ -196,6 +207,7 @@ class Scanner:
         self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
         self.changes = Changes(servers=True)
         self.parse_cache = ParseCache()
+        self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
@@ -414,15 +426,30 @@ class Scanner:
 
     # -- everything ---------------------------------------------------------------------------
     def scan_all(self) -> None:
-        """The reconciliation scan: every unit, cheap where nothing changed."""
+        """The reconciliation scan: every unit, cheap where nothing changed.
+
+        Each root is scanned on its own and timed: an unexpected error in one root is logged and
+        marked (`root_scans`), and the other roots are still scanned.
+        """
         for client in self.config.client_files:  # configured names win over collection folders
             self.scan_client_file(client)
         units = len(self.inventory.servers) + len(self.inventory.collections)
         for done, name in enumerate(self.inventory.servers, start=1):
-            self.scan_server(name)
+            self._timed((name, ""), self.scan_server, name)
             if self.progress is not None:
                 self.progress(done, units)
         for done, key in enumerate(self.inventory.collections, start=len(self.inventory.servers) + 1):
-            self.scan_collection(key)
+            self._timed(("", key), self.scan_collection, key)
             if self.progress is not None:
                 self.progress(done, units)
+
+    def _timed(self, root: tuple[str, str], scan: Callable[[str], None], which: str) -> None:
+        started = time.perf_counter()
+        ok = True
+        try:
+            scan(which)
+        except Exception:  # a bug met on one root must not stop the others, nor freeze the state silently
+            ok = False
+            self.changes.servers = True
+            log.exception("scan of a root failed; its last known facts stay", extra={"server": root[0], "client_root": root[1]})
+        self.root_scans[root] = RootScan(time.perf_counter() - started, ok)
