@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         from sepm_exporter.lab.commands import run_lab
 
-        return run_lab(args)
+        return run_lab(args, check=lambda config: main(["check", "--config", str(config)]))
     if args.command == "demo":
         return run_demo(args)
     try:

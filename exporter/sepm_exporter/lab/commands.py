@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def _exporter_view(lab: estate.Lab) -> list[str]:
     return lines or ["nothing critical"]
 
 
-def run_lab(args: argparse.Namespace) -> int:
+def run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
+    """One lab step; `check` is the caller's `check` command (the lab sits below the CLI and never imports it)."""
     directory: Path = args.dir
     if args.step == "init":
         lab = estate.init(
@@ -127,7 +129,5 @@ def run_lab(args: argparse.Namespace) -> int:
     elif args.step == "restore":
         lab.restore(args.server)
     elif args.step == "check":
-        from sepm_exporter.cli import main
-
-        return main(["check", "--config", str(lab.config_path)])
+        return check(lab.config_path)
     return 0
