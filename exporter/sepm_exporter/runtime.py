@@ -77,6 +77,7 @@ class Exporter:
         self._render_self()
         self._published: Published = self.rendered.publish()
         self._report: Report | None = None
+        self.publish_seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
         self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
@@ -201,7 +202,9 @@ class Exporter:
             if dirty:
                 self._save_history()
             self._render_self()
+            started = time.perf_counter()
             self._published = self.rendered.publish()
+            self.publish_seconds = time.perf_counter() - started
             self._make_report()
 
     def reread(self, units: Iterable[Unit]) -> None:
