@@ -13,6 +13,8 @@ SRV = ("server", "site")
 FAMILIES: tuple[Family, ...] = (
     Family("sepm_sylink_info", "gauge", (*SRV, "group_id", "sha256", "canonical_sha256", "domain_id", "mode"),
            "A group's outbox SyLink.xml on a server; the value is 1."),
+    Family("sepm_sylink_group_info", "gauge", (*SRV, "group_id", "group"),
+           "The group's name as its SyLink.xml gives it (RegisterClient PreferredGroup); the value is 1."),
     Family("sepm_sylink_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
            "When a group's outbox SyLink.xml was last written (file mtime)."),
     Family("sepm_sylink_heartbeat_seconds", "gauge", (*SRV, "group_id"),
@@ -47,6 +49,8 @@ def samples(inventory: Inventory, derived: Derived) -> dict[str, list[Sample]]:
                 continue
             ids = (name, site, group_id)
             out["sepm_sylink_info"].append(((*ids, facts.sha256, facts.canonical_sha256, facts.domain_id, facts.mode), 1.0))
+            if facts.preferred_group:
+                out["sepm_sylink_group_info"].append(((*ids, facts.preferred_group), 1.0))
             out["sepm_sylink_modified_timestamp_seconds"].append((ids, mtime))
             if facts.heartbeat_seconds is not None:
                 out["sepm_sylink_heartbeat_seconds"].append((ids, float(facts.heartbeat_seconds)))
