@@ -77,6 +77,7 @@ class Exporter:
         self._render_self()
         self._published: Published = self.rendered.publish()
         self._report: Report | None = None
+        self._report_stale = True
         self.publish_seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
@@ -101,12 +102,12 @@ class Exporter:
     def report(self) -> Report:
         """Findings for the landing page and `check`, never older than REPORT_MAX_AGE while idle.
 
-        Made by the writer after each refresh; when it has aged (expiry days, alert windows move
-        with the clock) it is made again here, but only if no scan holds the writer lock: a reader
-        never waits for a scan.
+        Made here, on demand, after a refresh has changed the state or when it has aged (expiry
+        days, alert windows move with the clock), and only if no scan holds the writer lock at that
+        instant: a reader never waits for a scan, it gets the last report instead.
         """
         report = self._report
-        aged = report is None or self.clock() - report.at > REPORT_MAX_AGE
+        aged = report is None or self._report_stale or self.clock() - report.at > REPORT_MAX_AGE
         if aged and self._write.acquire(blocking=False):
             try:
                 report = self._make_report()
@@ -115,6 +116,7 @@ class Exporter:
         return report if report is not None else Report(self.clock(), [], [], {})
 
     def _make_report(self) -> Report:
+        self._report_stale = False
         now = self.clock()
         inventory = self.scanner.inventory
         self._report = Report(now, server_lines(inventory, now), findings(inventory, self.history, self.derived, now),
@@ -205,7 +207,7 @@ class Exporter:
             started = time.perf_counter()
             self._published = self.rendered.publish()
             self.publish_seconds = time.perf_counter() - started
-            self._make_report()
+            self._report_stale = True  # made when someone asks: a poll every second need not judge every second
 
     def reread(self, units: Iterable[Unit]) -> None:
         """Re-read what the watcher saw change, then refresh: one writer step."""

@@ -59,6 +59,7 @@ class Rendered:
         self._block_deflated: list[tuple[bytes, ...] | None] = []
         self.dirty: set[int] = set()
         self._headers_deflated = {name: _deflate(text) for name, text in _HEADERS.items()}
+        self._crc_trail: list[tuple[bytes, int]] = []  # each part of the last publish, and the CRC after it
 
     def set_family(self, name: str, samples: list[Sample]) -> None:
         rendered = encode(lines(BY_NAME[name], samples))
@@ -121,9 +122,19 @@ class Rendered:
         references, whatever the writer is doing meanwhile.
         """
         parts = self.parts()
+        # The gzip trailer's CRC runs over the whole body, in order; parts that are the very objects
+        # of the last publish keep their running CRC, so a change late in the body (the exporter's
+        # own series, last in the catalog) costs a CRC of the tail only.
+        trail = self._crc_trail
         crc = 0
-        for part in parts:
+        start = 0
+        while start < len(parts) and start < len(trail) and parts[start] is trail[start][0]:
+            crc = trail[start][1]
+            start += 1
+        del trail[start:]
+        for part in parts[start:]:
             crc = zlib.crc32(part, crc)
+            trail.append((part, crc))
         pieces = [_GZIP_HEADER]
         for family in FAMILIES:
             name = family.name
