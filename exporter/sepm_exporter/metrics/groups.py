@@ -31,6 +31,8 @@ FAMILIES: tuple[Family, ...] = (
            "1 when the servers this exporter sees disagree on the group's canonical SyLink.xml."),
     Family("sepm_group_index_info", "gauge", (*SRV, "group_id", "checksum", "serial_number"),
            "A group's index2.xml profile attributes; the value is 1."),
+    Family("sepm_group_index_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
+           "When SEPM says the group's profile last changed (index2.xml LastModifiedTime, milliseconds in the file)."),
     Family("sepm_group_clients", "gauge", ("group_id", "state"),
            "Clients per group and state (current, stale, untrusted, unmatched)."),
 )
@@ -68,9 +70,19 @@ def samples(inventory: Inventory, derived: Derived) -> dict[str, list[Sample]]:
             if files.index2 is not None and files.index2.facts is not None:
                 index = files.index2.facts
                 out["sepm_group_index_info"].append(((*ids, index.checksum, index.serial_number), 1.0))
+                modified = _milliseconds(index.last_modified)
+                if modified is not None:
+                    out["sepm_group_index_modified_timestamp_seconds"].append((ids, modified))
     for group_id, mismatch in sorted(derived.replica_mismatch.items()):
         out["sepm_sylink_replica_mismatch"].append(((group_id,), 1.0 if mismatch else 0.0))
     return out
+
+
+def _milliseconds(text: str) -> float | None:
+    """LastModifiedTime as Unix seconds, or None when it is not a plausible millisecond count."""
+    if not text.isdigit() or len(text) > 16:
+        return None
+    return int(text) / 1000.0
 
 
 def client_counts(counts: Mapping[tuple[str, str], int]) -> dict[str, list[Sample]]:
