@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders.common import ReduceDataOptions, StackingConfig, VizLegendOptions, VizTooltipOptions
@@ -27,6 +27,7 @@ from grafana_foundation_sdk.builders.dashboard import (
     ThresholdsConfig,
 )
 from grafana_foundation_sdk.builders.prometheus import Dataquery
+from grafana_foundation_sdk.cog import variants
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
@@ -86,7 +87,7 @@ class PanelBuilder(Protocol):
     def unit(self, unit: str) -> Self: ...
     def span(self, w: int) -> Self: ...
     def height(self, h: int) -> Self: ...
-    def with_target(self, target: Builder[Any]) -> Self: ...
+    def with_target(self, target: Builder[variants.Dataquery]) -> Self: ...
     def id(self, id_val: int) -> Self: ...
     def build(self) -> model.Panel: ...
 
