@@ -45,6 +45,7 @@ class Exporter:
 
     def __init__(self, config: Config, clock: Clock = time.time) -> None:
         self.config = config
+        self.config_source = ""  # where the config came from, for the landing page
         self.clock = clock
         self.scanner = Scanner(config)
         self.lock = threading.RLock()
