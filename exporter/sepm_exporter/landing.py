@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import urllib.parse
 from collections.abc import Iterable
 
@@ -42,8 +43,10 @@ th{background:#eef0f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .s-critical{background:#c5221f;color:#fff}.s-warning{background:#f2b200;color:#1d1d1f}.s-ok{background:#1e8e3e;color:#fff}
 .bad{color:#b3261e;font-weight:700}.good{color:#1e6e34}
 code{font-size:12px;word-break:break-all}details summary{cursor:pointer;color:#174ea6}
-ul.clients{columns:4 10em;margin:6px 0;padding-left:18px;font-size:13px}
-.fix{max-width:34em}.muted{color:#5f6368;font-size:13px}
+td.clients{min-width:10em}td.since{min-width:8.5em}td.runbook{max-width:13em}
+ul.clients{columns:2 7em;margin:6px 0;padding-left:18px;font-size:13px}
+td.subject{min-width:10em;word-break:break-all}td.what{min-width:11em}
+.fix{min-width:20em;font-size:13px}.muted{color:#5f6368;font-size:13px}
 .totals{display:flex;gap:12px;flex-wrap:wrap}.totals div{background:#fff;border:1px solid #d9dce1;padding:8px 14px;border-radius:4px}
 .totals b{display:block;font-size:22px}
 """
@@ -79,7 +82,7 @@ def _clients_link(subject: str, page: int = 1) -> str:
 
 def _affected(row: Row) -> str:
     if not row.clients:
-        return '<td class="num">&ndash;</td>'
+        return '<td class="clients">&ndash;</td>'
     shown = row.clients[:INLINE_CLIENTS]
     items = "".join(f"<li>{_e(c)}</li>" for c in shown)
     pages = -(-len(row.clients) // PAGE_SIZE)
@@ -87,7 +90,7 @@ def _affected(row: Row) -> str:
             f"All {len(row.clients)} clients ({pages} page{'s' if pages != 1 else ''})</a></p>"
             if len(row.clients) > len(shown) else
             f'<p><a href="{_e(_clients_link(row.subject))}">List on its own page</a></p>')
-    return (f'<td class="num"><details><summary><b class="count">{len(row.clients)}</b> client'
+    return (f'<td class="clients"><details><summary><b class="count">{len(row.clients)}</b> client'
             f"{'s' if len(row.clients) != 1 else ''}</summary>"
             f'<ul class="clients">{items}</ul>{more}</details></td>')
 
@@ -101,14 +104,17 @@ def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], now: floa
         group = row.subject[len("group "):] if row.subject.startswith("group ") else ""
         if group in files and row.alert in ("SEPMClientServerKeyUntrusted", "SEPMClientSyLinkStale"):
             server, path = files[group]
-            fix = (f"Import <code>{_e(path)}</code> (the current file of group {_e(group)}, from {_e(server)}) "
-                   f"on these clients with SylinkDrop.<br>{fix}")
-        link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.runbook)}">{_e(row.alert)}</a>'
+            fix = (f"Import <code>{_e(path)}</code> (group {_e(group)}'s current file, on {_e(server)}) on these "
+                   f"clients: <code>SylinkDrop.exe -silent SyLink.xml</code>. Or restore the previous certificate and "
+                   f"key (keep-key route) until they have it. For a deployment tool: "
+                   f"<code>sepm-exporter check --stranded --format csv</code>.")
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(row.alert))  # breaks between words, not mid-word
+        link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.runbook)}">{name}</a>'
                 if row.runbook else "&ndash;")
         out.append(
-            f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td>{_e(row.subject)}</td>'
-            f"<td>{_e(row.message)}</td>{_affected(row)}<td>{_e(_when(row.since, now))}</td>"
-            f'<td class="fix">{fix}</td><td>{link}</td></tr>'
+            f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{_e(row.subject)}</td>'
+            f'<td class="what">{_e(row.message)}</td>{_affected(row)}<td class="since">{_e(_when(row.since, now))}</td>'
+            f'<td class="fix">{fix}</td><td class="runbook">{link}</td></tr>'
         )
     return "".join(out)
 
@@ -201,7 +207,7 @@ def _state(exporter: Exporter) -> tuple[float, list[ServerLine], list[Row], dict
         inventory = exporter.scanner.inventory
         lines = server_lines(inventory, now)
         found = findings(inventory, exporter.history, exporter.derived, now) + collection_findings(inventory)
-        table = rows(found, exporter.derived.verdicts, exporter.history)
+        table = rows(found, exporter.derived.verdicts, exporter.history, inventory)
         files = {s.group_id: (s.server, s.group_file) for s in stranded(inventory, exporter.derived.verdicts) if s.group_file}
     return now, lines, table, files
 

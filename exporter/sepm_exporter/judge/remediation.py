@@ -37,9 +37,9 @@ _ALERT_BY_MESSAGE: tuple[tuple[str, str], ...] = (
 
 FIXES: dict[str, str] = {
     "SEPMClientServerKeyUntrusted": (
-        "Import the current SyLink.xml of each client's group on it (SylinkDrop: SylinkDrop.exe -silent "
-        "<group file>), or put the server's previous certificate and key back (keep-key route) until every "
-        "client has the new file. The list with each client's file: sepm-exporter check --stranded --format csv."),
+        "Import the current SyLink.xml of each client's group on it (SylinkDrop.exe -silent <group file>), or put "
+        "the server's previous certificate and key back (keep-key route) until every client has the new file. "
+        "Every client with its file: sepm-exporter check --stranded --format csv."),
     "SEPMClientSyLinkStale": (
         "Let the clients pull the group's current file (a heartbeat), or import it on them with SylinkDrop; "
         "if the server key changed, replicate first so every partner serves the same file."),
@@ -135,10 +135,33 @@ def _key_changed_at(history: History) -> float | None:
     return max(times) if times else None
 
 
-def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: History) -> list[Row]:
+_LEAD_DAYS = {"SEPMServerCertificateExpiringSoon": 30.0, "SEPMServerCertificateExpiryImminent": 7.0,
+              "SEPMServerCertificateExpired": 0.0}
+
+
+def _server_since(alert: str, server: str, inventory: Inventory | None, history: History) -> float | None:
+    """When a server's condition began, where the facts tell: the key change, the certificate's dates."""
+    entry = history.servers.get(server)
+    if alert == "SEPMServerKeyChanged":
+        return entry.changed_at if entry is not None else None
+    state = inventory.servers.get(server) if inventory is not None else None
+    observed = state.server_certificate if state is not None else None
+    leaf = observed.facts.leaf if observed is not None and observed.facts is not None else None
+    if leaf is None:
+        return None
+    if alert in ("SEPMServerCertificateWeakSignature", "SEPMServerCertificateWeakKey"):
+        return leaf.not_before
+    if alert in _LEAD_DAYS:
+        return leaf.not_after - _LEAD_DAYS[alert] * 86400.0
+    return None
+
+
+def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: History,
+         inventory: Inventory | None = None) -> list[Row]:
     """Findings as rows: per-client findings fold into one row per (alert, group); others pass through.
 
-    Worst first, then by the number of clients affected, then by subject.
+    Worst first, then by the number of clients affected, then by subject. A finding without `since`
+    gets the time its facts tell (key change, certificate dates, the clients' stale-since).
     """
     out: list[Row] = []
     folded: dict[tuple[Severity, str, str, str], list[str]] = {}
@@ -161,7 +184,10 @@ def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: 
             else:
                 since.setdefault(key, None)
             continue
-        out.append(Row(finding.severity, alert, finding.subject, finding.message, finding.since, finding.clients, fix_of(finding)))
+        began = finding.since
+        if began is None and finding.subject.startswith("server "):
+            began = _server_since(alert, finding.subject[len("server "):], inventory, history)
+        out.append(Row(finding.severity, alert, finding.subject, finding.message, began, finding.clients, fix_of(finding)))
     for (severity, alert, subject, message), clients in folded.items():
         fix = FIXES.get(alert, "")
         out.append(Row(severity, alert, subject, message, since[(severity, alert, subject, message)], tuple(sorted(clients)), fix))
