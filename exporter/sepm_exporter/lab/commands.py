@@ -86,6 +86,23 @@ def _exporter_view(lab: estate.Lab) -> list[str]:
 
 
 def run_lab(args: argparse.Namespace) -> int:
+    """One lab step; a missing lab, server or group is said in one line (exit 1)."""
+    import sys
+
+    try:
+        return _run_lab(args)
+    except KeyError as exc:
+        print(f"lab {args.step}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        if exc.filename and Path(exc.filename).name == estate.LAB_FILE:
+            print(f"lab {args.step}: {args.dir} is not a lab (run `lab init {args.dir}` first)", file=sys.stderr)
+        else:
+            print(f"lab {args.step}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _run_lab(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     if args.step == "init":
         lab = estate.init(
