@@ -374,6 +374,8 @@ def run_demo(args: argparse.Namespace) -> int:
                  kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
                             config_source=str(lab.config_path))
+    except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over
+        return 130
     finally:
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)
