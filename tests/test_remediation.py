@@ -82,3 +82,14 @@ def test_every_alert_has_a_fix_and_a_runbook() -> None:
         assert (root / runbook(alert)).is_file(), alert
     assert alert_of(Finding(Severity.WARNING, "file SEPM1:x", "too_large")) == "SEPMExporterFileErrors"
     assert alert_of(Finding(Severity.CRITICAL, "server A", "certificate expires in 3.0 days")) == "SEPMServerCertificateExpiryImminent"
+
+
+def test_failing_client_files_fold_into_one_row_per_reason(lab: estate.Lab, scan: Scan) -> None:
+    for client in ("WS-0001", "WS-0002", "WS-0003"):
+        lab.write_hostile("empty", lab.client_path(client))
+    exporter = scan(lab)
+    inventory = exporter.scanner.inventory
+    found = findings(inventory, exporter.history, exporter.derived, exporter.clock())
+    table = rows(found, exporter.derived.verdicts, exporter.history, inventory)
+    (row,) = [r for r in table if r.subject == "client files"]
+    assert row.clients == ("WS-0001", "WS-0002", "WS-0003") and row.alert == "SEPMExporterFileErrors"

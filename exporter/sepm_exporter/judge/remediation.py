@@ -184,6 +184,12 @@ def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: 
             else:
                 since.setdefault(key, None)
             continue
+        owner = finding.subject[len("file "):].partition(":")[0] if finding.subject.startswith("file ") else ""
+        if owner and inventory is not None and owner not in inventory.servers and not finding.clients:
+            key = (finding.severity, alert, "client files", finding.message)  # one row per reason, not per client
+            folded.setdefault(key, []).append(owner)
+            since.setdefault(key, finding.since)
+            continue
         began = finding.since
         if began is None and finding.subject.startswith("server "):
             began = _server_since(alert, finding.subject[len("server "):], inventory, history)
