@@ -3,6 +3,8 @@
 #   docker run --read-only -p 10877:10877 -v sepm-state:/var/lib/sepm-exporter \
 #     -v /etc/sepm-exporter:/etc/sepm-exporter:ro -v /mnt/sepm1:/mnt/sepm1:ro sepm-exporter
 # The config's state_file must lie under /var/lib/sepm-exporter (the volume); see docs/deployment.md.
+# Listen address and web config come from the environment, so `serve` and the HEALTHCHECK read the same:
+#   -e SEPM_EXPORTER_WEB_LISTEN_ADDRESS=:9999 -e SEPM_EXPORTER_WEB_CONFIG_FILE=/etc/sepm-exporter/web.yml
 
 # --- build: a wheel of the project, then a virtual environment holding it and its dependencies ---
 FROM python:3.11-slim-bookworm AS build
@@ -28,11 +30,12 @@ RUN groupadd --system --gid 10877 sepm \
  && mkdir -p /var/lib/sepm-exporter /etc/sepm-exporter \
  && chown sepm:sepm /var/lib/sepm-exporter
 COPY --from=build /opt/sepm-exporter /opt/sepm-exporter
-ENV PATH=/opt/sepm-exporter/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PATH=/opt/sepm-exporter/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    SEPM_EXPORTER_WEB_LISTEN_ADDRESS=:10877
 USER 10877:10877
 VOLUME ["/var/lib/sepm-exporter"]
 EXPOSE 10877
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10877/-/healthy', timeout=4)"]
+  CMD ["sepm-exporter", "healthcheck"]
 ENTRYPOINT ["sepm-exporter"]
-CMD ["serve", "--config", "/etc/sepm-exporter/config.yml", "--web.listen-address", ":10877"]
+CMD ["serve", "--config", "/etc/sepm-exporter/config.yml"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path, PureWindowsPath
 
 import pytest
@@ -60,4 +61,13 @@ def test_unreadable_yaml_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("servers: [\n  - :\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "bad.yml")
-    assert "not valid YAML (line" in caught.value.problems[0]
+    (problem,) = caught.value.problems
+    assert re.search(r"bad\.yml:\d+:\d+: not valid YAML: \S", problem), problem
+
+
+def test_mistyped_keys_say_so_without_claiming_nothing_to_watch() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"server": [{"name": "A", "root": "/x"}], "client": [{"collection": "/y"}]})
+    problems = caught.value.problems
+    assert len(problems) == 2 and not any("nothing to watch" in p for p in problems), problems
+    assert problems[0].startswith("server: unknown key (did you mean servers?")

@@ -32,3 +32,14 @@ def test_client_copy_script_renames_into_place() -> None:
 def test_service_definition_runs_serve() -> None:
     service = (DEPLOY / "sepm-exporter.xml").read_text(encoding="utf-8")
     assert "<arguments>serve " in service and "sepm-exporter.exe" in service
+
+
+def test_service_definition_is_well_formed_and_named_as_the_windows_doc_says() -> None:
+    """WinSW reads the XML named like its exe; the file's own comment and docs/windows.md must agree on that name."""
+    from xml.etree import ElementTree
+
+    service = (DEPLOY / "sepm-exporter.xml").read_text(encoding="utf-8")
+    assert ElementTree.fromstring(service).findtext("id") == "sepm-exporter"  # an XML comment may not hold "--"
+    guide = (DEPLOY.parent.parent / "docs" / "windows.md").read_text(encoding="utf-8")
+    for name in ("sepm-exporter-service.exe", "sepm-exporter-service.xml"):
+        assert name in service and name in guide, name

@@ -64,7 +64,8 @@ def test_image_shape() -> None:
     assert re.fullmatch(r"\d+:\d+", run_keys["USER"]) and not run_keys["USER"].startswith("0:"), "numeric, not root"
     assert run_keys["EXPOSE"] == "10877"
     assert json.loads(run_keys["VOLUME"]) == ["/var/lib/sepm-exporter"]
-    assert "/-/healthy" in run_keys["HEALTHCHECK"]
+    assert exec_form(run, "HEALTHCHECK") == ["sepm-exporter", "healthcheck"], "reads the listen address and web config serve reads"
+    assert "SEPM_EXPORTER_WEB_LISTEN_ADDRESS=:10877" in run_keys["ENV"]
     labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', run_keys["LABEL"]))
     assert {"title", "version", "licenses", "source"} <= {k.rsplit(".", 1)[1] for k in labels}
     assert not any(i == "RUN" and "pip" in a for i, a in run), "no pip in the final stage"
@@ -92,14 +93,14 @@ def test_entry_command_runs_from_an_environment_built_like_the_image(tmp_path: P
     lab = estate.init(tmp_path / "lab", groups=2, clients=4)
     port = free_port()
     argv = [*exec_form(run, "ENTRYPOINT"), *exec_form(run, "CMD")]
-    argv = [a.replace("/etc/sepm-exporter/config.yml", str(lab.config_path)).replace(":10877", f"127.0.0.1:{port}")
-            for a in argv]
+    argv = [a.replace("/etc/sepm-exporter/config.yml", str(lab.config_path)) for a in argv]
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["SEPM_EXPORTER_WEB_LISTEN_ADDRESS"] = f"127.0.0.1:{port}"  # as `docker run -e` would change it
     exporter = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        health = [a.replace("10877", str(port)) for a in exec_form(run, "HEALTHCHECK")]
+        health = exec_form(run, "HEALTHCHECK")
         health[0] = str(venv / "bin" / health[0])
-        wait_for(lambda: subprocess.run(health, cwd=tmp_path, capture_output=True, timeout=10).returncode == 0, timeout=60)
+        wait_for(lambda: subprocess.run(health, cwd=tmp_path, env=env, capture_output=True, timeout=10).returncode == 0, timeout=60)
         installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import sepm_exporter; print(sepm_exporter.__file__)"],
                                    capture_output=True, text=True, cwd=tmp_path, check=True).stdout
         assert str(venv) in installed, "the exporter runs from the built environment, not from the sources"

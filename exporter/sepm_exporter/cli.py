@@ -47,10 +47,35 @@ def _add_watch_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch.debounce", dest="debounce", type=float, help="quiet seconds before a re-read (default 0.2)")
 
 
-def _add_web_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help="default :10877")
+LISTEN_ENV = "SEPM_EXPORTER_WEB_LISTEN_ADDRESS"
+WEB_CONFIG_ENV = "SEPM_EXPORTER_WEB_CONFIG_FILE"
+
+
+def _listen_address(text: str) -> str:
+    """argparse type: a checked `host:port`, kept as written (the web server parses it again)."""
+    from sepm_exporter.settings.listen import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_web_flags(parser: argparse.ArgumentParser, listen: str = "") -> None:
+    """`listen` is a command's own default; without one, $SEPM_EXPORTER_WEB_LISTEN_ADDRESS or :10877.
+
+    The environment variables exist so that a container's HEALTHCHECK (`sepm-exporter healthcheck`)
+    reads the same address and web config as the `serve` it checks.
+    """
+    default = listen or os.environ.get(LISTEN_ENV) or DEFAULT_LISTEN
+    parser.add_argument("--web.listen-address", dest="listen", default=default, type=_listen_address,
+                        help=f"host:port to listen on (default {default}; ${LISTEN_ENV} sets the default)"
+                        if not listen else f"host:port to listen on (default {default})")
     parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
-    parser.add_argument("--web.config.file", dest="web_config", type=Path, help="TLS and basic auth (exporter-toolkit format)")
+    web_config = os.environ.get(WEB_CONFIG_ENV)
+    parser.add_argument("--web.config.file", dest="web_config", type=Path, default=Path(web_config) if web_config else None,
+                        help=f"TLS and basic auth (exporter-toolkit format; ${WEB_CONFIG_ENV} sets the default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,19 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(once)
     check = commands.add_parser("check", help="scan once and print a report; exit 2 when something is critical")
     _add_config_flags(check)
+    check.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                       help="text (default), json (every finding), csv (with --stranded only)")
+    check.add_argument("--stranded", action="store_true",
+                       help="list the clients to fix, with their group and the group file to import on them")
+    health = commands.add_parser("healthcheck", help="exit 0 when a running `serve` answers on its listen address (for HEALTHCHECK)")
+    _add_web_flags(health)
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     textfile = commands.add_parser("textfile", help="write the exposition for a textfile collector")
     _add_config_flags(textfile)
     textfile.add_argument("--output", type=Path, required=True, help="target file, ending in .prom")
     textfile.add_argument("--interval", type=float, default=0.0, help="rewrite every N seconds; 0 writes once")
     demo = commands.add_parser("demo", help="build the incident lab in a temporary folder and serve it")
-    _add_web_flags(demo)
-    demo.set_defaults(listen="127.0.0.1:10877")
+    _add_web_flags(demo, listen="127.0.0.1:10877")
     demo.add_argument("--dir", type=Path, help="lab folder (default: a new temporary folder)")
     demo.add_argument("--heartbeat", type=int, default=60, help="lab heartbeat in seconds (default 60)")
     from sepm_exporter.lab.commands import add_lab_parser
 
     add_lab_parser(commands)
+    parser.set_defaults(_commands=commands.choices)
     return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but an unknown flag is reported with the usage of the command it was given to."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command: argparse.ArgumentParser = args._commands[args.command]
+        step = getattr(args, "step", None)
+        if step is not None:
+            command = next(a for a in command._actions if isinstance(a, argparse._SubParsersAction)).choices[step]
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def effective_config(args: argparse.Namespace) -> Config:
@@ -110,7 +155,7 @@ def local_install() -> Config:
 
 
 def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
-              stop: threading.Event | None = None, announce: str = "") -> int:
+              stop: threading.Event | None = None, announce: str = "", config_source: str = "") -> int:
     """Serve until SIGINT/SIGTERM (or `stop`); the first scan runs while /-/ready says 503."""
     from sepm_exporter.settings.webconfig import WebConfig, load_web_config
     from sepm_exporter.sources.watcher import Watcher
@@ -118,6 +163,7 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
 
     web = load_web_config(web_config) if web_config is not None else WebConfig()
     exporter = Exporter(config)
+    exporter.config_source = config_source
     server = WebServer(exporter, web, listen, telemetry_path)
     server.start()
     log.info("listening", extra={"address": listen, "port": server.port, "tls": web.tls is not None})
@@ -185,7 +231,7 @@ def write_textfile(exporter: Exporter, output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logs.setup(getattr(args, "log_level", "info").replace("warn", "warning"), getattr(args, "log_format", "logfmt"))
     if args.command == "lab":
         from sepm_exporter.lab.commands import run_lab
@@ -193,6 +239,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_lab(args, check=lambda config: main(["check", "--config", str(config)]))
     if args.command == "demo":
         return run_demo(args)
+    if args.command == "healthcheck":
+        from sepm_exporter.healthcheck import healthcheck
+
+        return healthcheck(args.listen, args.web_config, args.timeout)
+    if args.command == "textfile":
+        problem = _textfile_target_problem(args.output)
+        if problem:
+            print(f"--output: {problem}", file=sys.stderr)
+            return 1
+    if args.command == "check" and args.format == "csv" and not args.stranded:
+        print("--format csv lists stranded clients: add --stranded", file=sys.stderr)
+        return 1
     try:
         config = effective_config(args)
     except ConfigError as exc:
@@ -200,55 +258,119 @@ def main(argv: list[str] | None = None) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return 1
     if args.command == "serve":
-        try:
-            return run_serve(config, args.listen, args.telemetry_path, args.web_config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"web config error: {problem}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+        source = str(args.config) if args.config is not None else "(the local SEPM install)"
+        return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, config_source=source)
     if args.command == "metrics":
         sys.stdout.buffer.write(scan_once(config).exposition)
         return 0
     if args.command == "textfile":
-        if args.output.suffix != ".prom":
-            print("--output must end in .prom (textfile collectors ignore other files)", file=sys.stderr)
-            return 1
         exporter = scan_once(config)
         while True:
-            write_textfile(exporter, args.output)
+            try:
+                write_textfile(exporter, args.output)
+            except OSError as exc:
+                print(f"--output: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
             if args.interval <= 0:
                 return 0
             time.sleep(args.interval)
             exporter.full_scan()  # stat-first: only files that changed are read again
     if args.command == "check":
-        exporter = scan_once(config)
-        report = exporter.report()
-        found = report.findings
-        print(render_report(report.servers, found, report.counts), end="")
-        return 2 if worst(found) >= Severity.CRITICAL else 0
+        return run_check(scan_once(config), args.format, args.stranded)
     return 1
 
 
+def _textfile_target_problem(output: Path) -> str:
+    """Why `--output` cannot be written, before a scan is spent on it ("" when it can)."""
+    if output.suffix != ".prom":
+        return "must end in .prom (textfile collectors ignore other files)"
+    if not output.parent.is_dir():
+        return f"folder {output.parent} does not exist (create it, or point --output at the collector's folder)"
+    return ""
+
+
+def run_check(exporter: Exporter, fmt: str, stranded_only: bool) -> int:
+    """The report, the findings as JSON, or the stranded-client list; exit 2 when something is critical."""
+    from sepm_exporter.judge.export import findings_json, stranded_csv, stranded_json
+
+    report = exporter.report()
+    found = report.findings
+    if stranded_only:
+        sys.stdout.write(stranded_csv(report.stranded) if fmt == "csv" else stranded_json(report.stranded))
+    elif fmt == "json":
+        sys.stdout.write(findings_json(report.rows, worst(found), report.at))
+    else:
+        print(render_report(report.servers, found, report.counts), end="")
+    return 2 if worst(found) >= Severity.CRITICAL else 0
+
+
+def serve_or_say(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
+                 announce: str = "", config_source: str = "") -> int:
+    """`run_serve`, with a web config or listen problem said in one line (exit 1)."""
+    try:
+        return run_serve(config, listen, telemetry_path, web_config, announce=announce, config_source=config_source)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"web config error: {problem}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _command_prefix() -> str:
+    """How to call this program from the current folder: `.venv/bin/sepm-exporter` after ./scripts/demo."""
+    import shutil
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    candidate = Path(sys.executable).parent / "sepm-exporter"
+    if script is not None and script.name == "sepm-exporter" and script.exists():
+        candidate = script
+    if not candidate.exists():
+        return f"{Path(sys.executable)} -m sepm_exporter"
+    on_path = shutil.which("sepm-exporter")
+    if on_path is not None and Path(on_path).resolve() == candidate.resolve():
+        return "sepm-exporter"
+    try:
+        return str(candidate.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(candidate.absolute())
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    """Build the lab, serve it, and remove it on exit unless `--dir` named where to keep it."""
+    import shlex
+    import shutil
+
     from sepm_exporter.lab import estate
 
-    directory = args.dir or Path(tempfile.mkdtemp(prefix="sepm-demo-"))
-    lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
-    config = load_config(lab.config_path)
-    exe = "sepm-exporter"
-    announce = (
-        "SEPM demo lab in {dir}\n"
-        "Metrics: http://{host}:{{port}}{path}   Landing page: http://{host}:{{port}}/\n"
-        "Replay the incident in another terminal, watching the metrics change:\n"
-        "  {exe} lab renew {dir} SEPM1 --new-key      # SEPM1 gets a new SHA-256 key\n"
-        "  {exe} lab publish {dir} SEPM1              # its outbox embeds the new key\n"
-        "  {exe} lab renew {dir} SEPM2 --new-key && {exe} lab publish {dir} SEPM2\n"
-        "  {exe} lab check {dir}                      # every client now untrusted\n"
-        "  {exe} lab pull {dir} --share 0.5           # half the clients get the new file\n"
-        "Or all at once: {exe} lab replay {dir}\n"
-        "Ctrl-C stops the demo."
-    ).format(dir=directory, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe)
-    return run_serve(config, args.listen, args.telemetry_path, args.web_config, announce=announce)
+    temporary = args.dir is None
+    directory = Path(tempfile.mkdtemp(prefix="sepm-demo-")) if temporary else args.dir
+    try:
+        lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
+        config = load_config(lab.config_path)
+        exe = _command_prefix()
+        folder = shlex.quote(str(directory))
+        announce = (
+            "SEPM demo lab in {dir}{kept}\n"
+            "Metrics: http://{host}:{{port}}{path}   Landing page: http://{host}:{{port}}/\n"
+            "Replay the incident in another terminal (from this folder), watching the landing page change:\n"
+            "  {exe} lab renew {dir} SEPM1 --new-key      # SEPM1 gets a new SHA-256 key: clients stop trusting it\n"
+            "  {exe} lab renew {dir} SEPM2 --new-key      # and so does its partner\n"
+            "  {exe} lab publish {dir} SEPM1              # SEPM1's outbox embeds the new keys\n"
+            "  {exe} lab replicate {dir} SEPM1 SEPM2      # replicate FIRST: both partners serve the same file\n"
+            "  {exe} lab check {dir}                      # every client untrusted: the outage\n"
+            "  {exe} lab pull {dir} --share 0.5           # half the clients import the new file: current again\n"
+            "  {exe} check --config {config} --stranded --format csv   # the rest, with the file to import\n"
+            "Or all at once: {exe} lab replay {dir}\n"
+            "Ctrl-C stops the demo{removal}."
+        ).format(dir=folder, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe,
+                 config=shlex.quote(str(lab.config_path)),
+                 kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
+        return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
+                            config_source=str(lab.config_path))
+    except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over
+        return 130
+    finally:
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)

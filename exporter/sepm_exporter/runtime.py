@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
@@ -23,6 +23,7 @@ from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_l
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
+from sepm_exporter.judge.remediation import Row, StrandedClient, collection_findings, rows, stranded
 from sepm_exporter.metrics import clients as client_metrics
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
@@ -41,13 +42,30 @@ REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findin
 
 
 @dataclass(frozen=True)
+class Root:
+    """A watched root as the last scan saw it."""
+
+    kind: str  # "server NAME" or "collection"
+    path: str
+    up: bool
+
+
+@dataclass(frozen=True)
 class Report:
-    """What needs attention, as of `at`: made by the writer, read without a lock."""
+    """Everything the landing page and `check` show, as of `at`: made under the writer lock, read without one."""
 
     at: float
     servers: list[ServerLine]
-    findings: list[Finding]
-    counts: dict[tuple[str, str], int]
+    findings: list[Finding]  # worst first, collection problems included
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, state) -> clients
+    rows: list[Row] = field(default_factory=list)  # one per subject the on-call acts on
+    stranded: list[StrandedClient] = field(default_factory=list)
+    replica_mismatch: dict[str, bool] = field(default_factory=dict)
+    key_match: dict[tuple[str, str], bool] = field(default_factory=dict)
+    key_changed: dict[str, float] = field(default_factory=dict)  # server -> when its key last changed
+    roots: list[Root] = field(default_factory=list)
+    last_scan: float = 0.0
+    scan_duration: float = 0.0
 
 
 class Exporter:
@@ -55,6 +73,7 @@ class Exporter:
 
     def __init__(self, config: Config, clock: Clock = time.time) -> None:
         self.config = config
+        self.config_source = ""  # where the config came from, for the landing page
         self.clock = clock
         self.scanner = Scanner(config)
         self._write = threading.RLock()  # one writer: scans, re-reads, refreshes, publishes
@@ -113,14 +132,24 @@ class Exporter:
                 report = self._make_report()
             finally:
                 self._write.release()
-        return report if report is not None else Report(self.clock(), [], [], {})
+        return report if report is not None else Report(self.clock(), [], [])
 
     def _make_report(self) -> Report:
         self._report_stale = False
         now = self.clock()
         inventory = self.scanner.inventory
-        self._report = Report(now, server_lines(inventory, now), findings(inventory, self.history, self.derived, now),
-                              dict(self.derived.group_counts))
+        derived = self.derived
+        found = findings(inventory, self.history, derived, now) + collection_findings(inventory)
+        found.sort(key=lambda f: -f.severity)
+        roots = [Root(f"server {name}", str(s.config.root), s.root_up) for name, s in inventory.servers.items()]
+        roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]
+        self._report = Report(
+            at=now, servers=server_lines(inventory, now), findings=found, counts=dict(derived.group_counts),
+            rows=rows(found, derived.verdicts, self.history, inventory), stranded=stranded(inventory, derived.verdicts),
+            replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
+            key_changed={name: h.changed_at for name, h in self.history.servers.items() if h.changed_at is not None},
+            roots=roots, last_scan=self.last_scan, scan_duration=self.scan_duration,
+        )
         return self._report
 
     def publish(self, families: Mapping[str, list[Sample]]) -> None:

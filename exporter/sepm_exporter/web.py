@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import html
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from sepm_exporter import landing
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.webconfig import WebConfig
 
@@ -20,30 +20,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def landing_page(exporter: Exporter, telemetry_path: str) -> bytes:
-    """A small page that links the endpoints and lists what needs attention."""
-    report = exporter.report()
-    lines, found = report.servers, report.findings
-    rows = "".join(
-        f"<tr><td>{html.escape(s.server)}</td><td>{html.escape(s.site)}</td><td>{'up' if s.root_up else 'DOWN'}</td>"
-        f"<td>{'' if s.expires_in_days is None else f'{s.expires_in_days:.0f}'}</td>"
-        f"<td>{html.escape(s.signature_hash)}</td><td>{s.key_bits or ''}</td>"
-        f"<td><code>{html.escape(s.public_key_sha256[:16])}</code></td></tr>"
-        for s in lines
-    )
-    attention = "".join(
-        f"<tr><td>{f.severity.name}</td><td>{html.escape(f.subject)}</td><td>{html.escape(f.message)}</td></tr>"
-        for f in found[:200]
-    ) or "<tr><td colspan=3>nothing needs attention</td></tr>"
-    path = html.escape(telemetry_path)
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>SEPM Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
-</head><body><h1>SEPM Exporter</h1>
-<p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<h2>Server certificates</h2><table><tr><th>server</th><th>site</th><th>root</th><th>days to expiry</th>
-<th>signature</th><th>key bits</th><th>key (sha256)</th></tr>{rows}</table>
-<h2>Needs attention</h2><table><tr><th>severity</th><th>what</th><th>why</th></tr>{attention}</table>
-</body></html>"""
-    return page.encode("utf-8")
+    """The on-call's page; built in `landing`."""
+    return landing.page(exporter, telemetry_path)
 
 
 def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> type[BaseHTTPRequestHandler]:
@@ -108,6 +86,8 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
                     self._send(503, b"Not ready: first scan running.\n")
             elif path == "/":
                 self._send(200, landing_page(exporter, telemetry_path), "text/html; charset=utf-8")
+            elif path == landing.CLIENTS_PATH:
+                self._send(*landing.clients_page(exporter, telemetry_path, self.path.partition("?")[2]), "text/html; charset=utf-8")
             else:
                 self._send(404, b"Not found.\n")
 

@@ -87,7 +87,26 @@ def _exporter_view(lab: estate.Lab) -> list[str]:
 
 
 def run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
-    """One lab step; `check` is the caller's `check` command (the lab sits below the CLI and never imports it)."""
+    """One lab step; a missing lab, server or group is said in one line (exit 1).
+
+    `check` is the caller's `check` command: the lab sits below the CLI and never imports it.
+    """
+    import sys
+
+    try:
+        return _run_lab(args, check)
+    except KeyError as exc:
+        print(f"lab {args.step}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        if exc.filename and Path(exc.filename).name == estate.LAB_FILE:
+            print(f"lab {args.step}: {args.dir} is not a lab (run `lab init {args.dir}` first)", file=sys.stderr)
+        else:
+            print(f"lab {args.step}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
     directory: Path = args.dir
     if args.step == "init":
         lab = estate.init(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,10 @@ KEEP_KEY: tuple[Step, ...] = (
 )
 
 
+def _date(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def admin_view(lab: Lab) -> list[str]:
     """The checks the admins made in the incident: all of them looked fine."""
     lines = []
@@ -37,7 +42,7 @@ def admin_view(lab: Lab) -> list[str]:
 
         facts = parse_der(der)
         lines.append(
-            f"{server.name}: server.crt not after {facts.not_after:.0f}, {facts.signature_hash}, "
+            f"{server.name}: server.crt valid until {_date(facts.not_after)}, {facts.signature_hash}, "
             f"key {facts.public_key_sha256[:12]}"
         )
     same = all(

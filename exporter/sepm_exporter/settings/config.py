@@ -96,10 +96,18 @@ def _expect_number(value: Any, where: str, problems: list[str], minimum: float) 
     return float(value)
 
 
-def _unknown(mapping: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
+def _unknown(mapping: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> bool:
+    """Report keys not in `allowed`, with the likely intended one; True when there were any."""
+    import difflib
+
+    found = False
     for key in mapping:
         if key not in allowed:
-            problems.append(f"{where}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+            found = True
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append(f"{where}{key}: unknown key ({hint}allowed: {', '.join(sorted(allowed))})")
+    return found
 
 
 def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
@@ -211,7 +219,7 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): must be a mapping"])
-    _unknown(raw, _TOP_KEYS, "", problems)
+    mistyped = _unknown(raw, _TOP_KEYS, "", problems)
     servers = _servers(raw.get("servers"), problems)
     collections, files = _clients(raw.get("clients"), problems)
     state_text = _expect_str(raw.get("state_file"), "state_file", problems, required=False)
@@ -238,7 +246,7 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
             value = _expect_number(watch[key], f"watch.{key}", problems, minimum)
             if value is not None:
                 kwargs[key] = value
-    if not servers and not collections and not files:
+    if not servers and not collections and not files and not mistyped:  # a mistyped key says more than this would
         problems.append("(top level): nothing to watch: give servers, clients, or both")
     if problems:
         raise ConfigError(problems)
@@ -273,6 +281,9 @@ def load_config(path: Path) -> Config:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        cause = getattr(exc, "problem", None) or type(exc).__name__
+        context = getattr(exc, "context", None)
+        detail = f"{cause} ({context})" if context else str(cause)
+        raise ConfigError([f"{path}{where}: not valid YAML: {detail}"]) from None
     return parse_config(raw, base=path.parent)

@@ -1,0 +1,210 @@
+"""What to do about each finding, and which clients need which file: pure data for `check` and the landing page.
+
+The KB's remedy for stranded clients is to import the current SyLink.xml of their group on each
+of them (SylinkDrop). `stranded` lists them with the outbox file to import, so a deployment tool
+can be fed from `check --stranded`. `rows` groups per-client findings into one row per subject the
+on-call acts on (a group, a server, a file), whether findings arrive per client or already grouped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.judge.findings import Finding, Severity
+from sepm_exporter.judge.history import History
+from sepm_exporter.judge.parity import group_copies, newest
+from sepm_exporter.sources.inventory import Inventory
+
+RUNBOOK_DIR = "docs/runbooks"
+
+# The shipped alert each kind of finding mirrors, told from its message while findings do not name it.
+_ALERT_BY_MESSAGE: tuple[tuple[str, str], ...] = (
+    ("root cannot be read", "SEPMExporterRootDown"),
+    ("collection cannot be read", "SEPMExporterRootDown"),
+    ("no readable server certificate", "SEPMExporterFileErrors"),
+    ("certificate expired", "SEPMServerCertificateExpired"),
+    ("public key changed", "SEPMServerKeyChanged"),
+    ("does not embed", "SEPMSyLinkServerKeyMismatch"),
+    ("replication partners disagree", "SEPMSyLinkReplicaMismatch"),
+    ("embeds no current server key", "SEPMClientServerKeyUntrusted"),
+    ("older SyLink.xml", "SEPMClientSyLinkStale"),
+    ("matches no group file", "SEPMClientSyLinkStale"),
+    ("signed with", "SEPMServerCertificateWeakSignature"),
+    ("-bit", "SEPMServerCertificateWeakKey"),
+)
+
+FIXES: dict[str, str] = {
+    "SEPMClientServerKeyUntrusted": (
+        "Import the current SyLink.xml of each client's group on it (SylinkDrop.exe -silent <group file>), or put "
+        "the server's previous certificate and key back (keep-key route) until every client has the new file. "
+        "Every client with its file: sepm-exporter check --stranded --format csv."),
+    "SEPMClientSyLinkStale": (
+        "Let the clients pull the group's current file (a heartbeat), or import it on them with SylinkDrop; "
+        "if the server key changed, replicate first so every partner serves the same file."),
+    "SEPMSyLinkServerKeyMismatch": (
+        "Let the server rewrite its outbox (it does after a certificate change), then replicate to its partners."),
+    "SEPMSyLinkReplicaMismatch": (
+        "Run replication between the partners (Admin > Servers > Replicate Now) so both serve the same group file."),
+    "SEPMServerKeyChanged": (
+        "Check that every group file embeds the new key and that clients pull it; if clients are stranded, "
+        "import the group file on them or restore the previous certificate and key."),
+    "SEPMServerCertificateWeakSignature": (
+        "Renew the certificate WITHOUT generating a new key (the clients keep trusting the key they know); "
+        "a new key needs every client's SyLink.xml redistributed first."),
+    "SEPMServerCertificateWeakKey": (
+        "Redistribute SyLink.xml to every client first, then renew with a new 2048-bit key."),
+    "SEPMServerCertificateExpired": "Renew the certificate WITHOUT generating a new key, then restart the SEPM web service.",
+    "SEPMServerCertificateExpiryImminent": "Renew the certificate WITHOUT generating a new key.",
+    "SEPMServerCertificateExpiringSoon": "Plan the renewal WITHOUT generating a new key.",
+    "SEPMExporterRootDown": "Mount or share the folder again, or correct its path in the config.",
+    "SEPMExporterFileErrors": "Read the reason; the file is refused until it is whole and well-formed again.",
+}
+
+
+def alert_of(finding: Finding) -> str:
+    """The alert rule a finding mirrors: its own `alert`, or the one its message tells."""
+    if finding.alert:
+        return finding.alert
+    if finding.subject.startswith("file "):
+        return "SEPMExporterFileErrors"
+    if "expires in" in finding.message:
+        return "SEPMServerCertificateExpiryImminent" if finding.severity >= Severity.CRITICAL else "SEPMServerCertificateExpiringSoon"
+    for fragment, alert in _ALERT_BY_MESSAGE:
+        if fragment in finding.message:
+            return alert
+    return ""
+
+
+def runbook(alert: str) -> str:
+    """The runbook's path in the repository ("" when the finding mirrors no alert)."""
+    return f"{RUNBOOK_DIR}/{alert}.md" if alert else ""
+
+
+def fix_of(finding: Finding) -> str:
+    return finding.fix or FIXES.get(alert_of(finding), "")
+
+
+@dataclass(frozen=True)
+class StrandedClient:
+    """A client that cannot connect or holds an old file, and the group file to import on it."""
+
+    client: str
+    group_id: str  # "" when the client's file matches no known group
+    status: str  # untrusted, stale or unmatched
+    since: float | None
+    server: str  # the partner whose outbox holds the newest group file
+    group_file: str  # that file's path as the exporter reads it ("" when the group is unknown)
+
+
+def stranded(inventory: Inventory, verdicts: dict[str, ClientVerdict]) -> list[StrandedClient]:
+    """Every client not holding its group's current, trusted file, sorted by group then name."""
+    sources: dict[str, tuple[str, str]] = {}
+    for group_id, held in group_copies(inventory).items():
+        head = newest(held)
+        sources[group_id] = (head.server, inventory.servers[head.server].groups[group_id].sylink.path)
+    out = []
+    for client, verdict in verdicts.items():
+        if verdict.trusted is not False and verdict.current is not False and verdict.current is not None:
+            continue
+        server, path = sources.get(verdict.group_id, ("", ""))
+        out.append(StrandedClient(client, verdict.group_id, verdict.status.value, verdict.stale_since, server, path))
+    return sorted(out, key=lambda s: (s.group_id, s.client))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One problem, per subject the on-call acts on, with the clients it affects."""
+
+    severity: Severity
+    alert: str
+    subject: str
+    message: str
+    since: float | None
+    clients: tuple[str, ...]
+    fix: str
+
+    @property
+    def runbook(self) -> str:
+        return runbook(self.alert)
+
+
+def _key_changed_at(history: History) -> float | None:
+    times = [h.changed_at for h in history.servers.values() if h.changed_at is not None]
+    return max(times) if times else None
+
+
+_LEAD_DAYS = {"SEPMServerCertificateExpiringSoon": 30.0, "SEPMServerCertificateExpiryImminent": 7.0,
+              "SEPMServerCertificateExpired": 0.0}
+
+
+def _server_since(alert: str, server: str, inventory: Inventory | None, history: History) -> float | None:
+    """When a server's condition began, where the facts tell: the key change, the certificate's dates."""
+    entry = history.servers.get(server)
+    if alert == "SEPMServerKeyChanged":
+        return entry.changed_at if entry is not None else None
+    state = inventory.servers.get(server) if inventory is not None else None
+    observed = state.server_certificate if state is not None else None
+    leaf = observed.facts.leaf if observed is not None and observed.facts is not None else None
+    if leaf is None:
+        return None
+    if alert in ("SEPMServerCertificateWeakSignature", "SEPMServerCertificateWeakKey"):
+        return leaf.not_before
+    if alert in _LEAD_DAYS:
+        return leaf.not_after - _LEAD_DAYS[alert] * 86400.0
+    return None
+
+
+def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: History,
+         inventory: Inventory | None = None) -> list[Row]:
+    """Findings as rows: per-client findings fold into one row per (alert, group); others pass through.
+
+    Worst first, then by the number of clients affected, then by subject. A finding without `since`
+    gets the time its facts tell (key change, certificate dates, the clients' stale-since).
+    """
+    out: list[Row] = []
+    folded: dict[tuple[Severity, str, str, str], list[str]] = {}
+    since: dict[tuple[Severity, str, str, str], float | None] = {}
+    changed_at = _key_changed_at(history)
+    for finding in found:
+        alert = alert_of(finding)
+        if finding.subject.startswith("client ") and not finding.clients:
+            client = finding.subject[len("client "):]
+            verdict = verdicts.get(client)
+            group = verdict.group_id if verdict is not None and verdict.group_id else "?"
+            key = (finding.severity, alert, f"group {group}" if group != "?" else "no known group", finding.message)
+            folded.setdefault(key, []).append(client)
+            began = finding.since
+            if began is None and verdict is not None:
+                began = verdict.stale_since if verdict.trusted is not False else changed_at
+            if began is not None:
+                before = since.get(key)
+                since[key] = began if before is None else min(before, began)
+            else:
+                since.setdefault(key, None)
+            continue
+        owner = finding.subject[len("file "):].partition(":")[0] if finding.subject.startswith("file ") else ""
+        if owner and inventory is not None and owner not in inventory.servers and not finding.clients:
+            key = (finding.severity, alert, "client files", finding.message)  # one row per reason, not per client
+            folded.setdefault(key, []).append(owner)
+            since.setdefault(key, finding.since)
+            continue
+        began = finding.since
+        if began is None and finding.subject.startswith("server "):
+            began = _server_since(alert, finding.subject[len("server "):], inventory, history)
+        out.append(Row(finding.severity, alert, finding.subject, finding.message, began, finding.clients, fix_of(finding)))
+    for (severity, alert, subject, message), clients in folded.items():
+        fix = FIXES.get(alert, "")
+        out.append(Row(severity, alert, subject, message, since[(severity, alert, subject, message)], tuple(sorted(clients)), fix))
+    return sorted(out, key=lambda r: (-r.severity, -len(r.clients), r.subject, r.message))
+
+
+def collection_findings(inventory: Inventory) -> list[Finding]:
+    """A client collection that cannot be read hides every client in it: critical, as a server root down is."""
+    return [
+        Finding(Severity.CRITICAL, f"collection {key}", "collection cannot be read: its clients are not watched",
+                alert="SEPMExporterRootDown", fix=FIXES["SEPMExporterRootDown"])
+        for key, state in inventory.collections.items()
+        if not state.root_up
+    ]

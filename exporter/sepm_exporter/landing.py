@@ -1,0 +1,275 @@
+"""The landing page: what an on-call opens first. One server-rendered page, inline CSS, no scripts.
+
+It must work on an isolated SEPM host, so nothing is fetched from elsewhere. Every name on it
+(clients, groups, paths) comes from files an attacker may write, so every value is escaped. A list
+of affected clients is never cut silently: the page shows the first ones and links to a paged list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import urllib.parse
+from collections.abc import Iterable
+
+from sepm_exporter import __version__
+from sepm_exporter.judge.clients import ClientStatus
+from sepm_exporter.judge.findings import ServerLine, Severity
+from sepm_exporter.judge.remediation import Row
+from sepm_exporter.runtime import Exporter, Report
+
+RUNBOOK_BASE = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"  # the prefix the alerts' runbook_url use
+INLINE_CLIENTS = 100  # clients listed under a row; the rest are one link away
+PAGE_SIZE = 200  # clients per page of /clients
+CLIENTS_PATH = "/clients"
+DASH = "&ndash;"
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d1d1f;background:#f6f7f9}
+header{background:#1f2937;color:#fff;padding:12px 24px;display:flex;flex-wrap:wrap;gap:4px 24px;align-items:baseline}
+header h1{font-size:20px;margin:0}header a{color:#cfe3ff}header .meta{font-size:13px;color:#d1d5db}
+main{padding:16px 24px;max-width:1400px}
+.banner{padding:14px 18px;border-radius:6px;font-size:20px;font-weight:700;margin:8px 0 16px;border-left:10px solid}
+.banner small{display:block;font-size:14px;font-weight:400;margin-top:4px}
+.b-ok{background:#e7f6ec;border-color:#1e8e3e;color:#0d4f22}
+.b-warning{background:#fff4d6;border-color:#c98a00;color:#5c3d00}
+.b-critical{background:#fde7e7;border-color:#c5221f;color:#7a0f0c}
+h2{font-size:17px;margin:22px 0 8px}
+table{border-collapse:collapse;background:#fff;width:100%;font-size:14px}
+th,td{border:1px solid #d9dce1;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#eef0f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.sev{font-weight:700;padding:2px 6px;border-radius:3px;white-space:nowrap}
+.s-critical{background:#c5221f;color:#fff}.s-warning{background:#f2b200;color:#1d1d1f}.s-ok{background:#1e8e3e;color:#fff}
+.bad{color:#b3261e;font-weight:700}.good{color:#1e6e34}
+code{font-size:12px;word-break:break-all}details summary{cursor:pointer;color:#174ea6}
+td.clients{min-width:10em}td.since{min-width:8.5em}td.runbook{max-width:13em}
+ul.clients{columns:2 7em;margin:6px 0;padding-left:18px;font-size:13px}
+td.subject{min-width:10em;word-break:break-all}td.what{min-width:11em}
+.fix{min-width:20em;font-size:13px}.muted{color:#5f6368;font-size:13px}
+.totals{display:flex;gap:12px;flex-wrap:wrap}.totals div{background:#fff;border:1px solid #d9dce1;padding:8px 14px;border-radius:4px}
+.totals b{display:block;font-size:22px}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "unknown"
+    stamp = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{stamp} ({_ago(now - timestamp)})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 0:
+        return "in the future"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _sev(severity: Severity) -> str:
+    return f'<span class="sev s-{severity.name.lower()}">{_e(severity.name)}</span>'
+
+
+def _clients_link(subject: str, page: int = 1) -> str:
+    return f"{CLIENTS_PATH}?{urllib.parse.urlencode({'subject': subject, 'page': page})}"
+
+
+def _affected(row: Row) -> str:
+    if not row.clients:
+        return '<td class="clients">&ndash;</td>'
+    shown = row.clients[:INLINE_CLIENTS]
+    items = "".join(f"<li>{_e(c)}</li>" for c in shown)
+    pages = -(-len(row.clients) // PAGE_SIZE)
+    more = (f'<p>{len(shown)} of {len(row.clients)} shown. <a href="{_e(_clients_link(row.subject))}">'
+            f"All {len(row.clients)} clients ({pages} page{'s' if pages != 1 else ''})</a></p>"
+            if len(row.clients) > len(shown) else
+            f'<p><a href="{_e(_clients_link(row.subject))}">List on its own page</a></p>')
+    return (f'<td class="clients"><details><summary><b class="count">{len(row.clients)}</b> client'
+            f"{'s' if len(row.clients) != 1 else ''}</summary>"
+            f'<ul class="clients">{items}</ul>{more}</details></td>')
+
+
+def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], now: float) -> str:
+    if not found:
+        return '<tr><td colspan="7" class="good">Nothing needs attention.</td></tr>'
+    out = []
+    for row in found:
+        fix = _e(row.fix)
+        group = row.subject[len("group "):] if row.subject.startswith("group ") else ""
+        if group in files and row.alert in ("SEPMClientServerKeyUntrusted", "SEPMClientSyLinkStale"):
+            server, path = files[group]
+            fix = (f"Import <code>{_e(path)}</code> (group {_e(group)}'s current file, on {_e(server)}) on these "
+                   f"clients: <code>SylinkDrop.exe -silent SyLink.xml</code>. Or restore the previous certificate and "
+                   f"key (keep-key route) until they have it. For a deployment tool: "
+                   f"<code>sepm-exporter check --stranded --format csv</code>.")
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(row.alert))  # breaks between words, not mid-word
+        link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.runbook)}">{name}</a>'
+                if row.runbook else "&ndash;")
+        out.append(
+            f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{_e(row.subject)}</td>'
+            f'<td class="what">{_e(row.message)}</td>{_affected(row)}<td class="since">{_e(_when(row.since, now))}</td>'
+            f'<td class="fix">{fix}</td><td class="runbook">{link}</td></tr>'
+        )
+    return "".join(out)
+
+
+def _banner(found: list[Row], untrusted: int) -> str:
+    level = max((r.severity for r in found), default=Severity.OK)
+    counts = {s: sum(1 for r in found if r.severity == s) for s in (Severity.CRITICAL, Severity.WARNING)}
+    if level == Severity.OK:
+        return '<div class="banner b-ok" id="banner" data-state="ok">ALL CLEAR<small>Nothing needs attention.</small></div>'
+    parts = [f"{n} {s.name.lower()}" for s, n in counts.items() if n]
+    detail = ", ".join(parts)
+    if untrusted:
+        detail += f"; {untrusted} client{'s' if untrusted != 1 else ''} cannot connect"
+    name = level.name.lower()
+    return (f'<div class="banner b-{name}" id="banner" data-state="{name}">{_e(level.name)}: '
+            f"{len(found)} problem{'s' if len(found) != 1 else ''} need attention<small>{_e(detail)}</small></div>")
+
+
+def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
+    out = []
+    for s in lines:
+        days = "&ndash;" if s.expires_in_days is None else f"{s.expires_in_days:.0f}"
+        days_class = "bad" if s.expires_in_days is not None and s.expires_in_days < 30 else ""
+        weak = s.signature_hash in ("sha1", "md5", "md2", "md4")
+        changed_at = report.key_changed.get(s.server)
+        changed = _e(_when(changed_at, now)) if changed_at is not None else DASH
+        out.append(
+            f"<tr><td>{_e(s.server)}</td><td>{_e(s.site) or DASH}</td>"
+            f"<td class=\"{'good' if s.root_up else 'bad'}\">{'up' if s.root_up else 'DOWN'}</td>"
+            f'<td class="num {days_class}">{days}</td>'
+            f"<td class=\"{'bad' if weak else ''}\">{_e(s.signature_hash) or DASH}{' (weak)' if weak else ''}</td>"
+            f'<td class="num">{s.key_bits or "&ndash;"}</td><td><code>{_e(s.public_key_sha256[:16]) or DASH}</code></td>'
+            f"<td>{changed}</td></tr>"
+        )
+    return "".join(out) or '<tr><td colspan="8" class="muted">no servers configured</td></tr>'
+
+
+def _groups(report: Report) -> str:
+    groups = sorted({g for g, _ in report.counts} | set(report.replica_mismatch) | {g for _, g in report.key_match})
+    out = []
+    for group in groups:
+        mismatch = report.replica_mismatch.get(group)
+        parity = "&ndash;" if mismatch is None else ('<span class="bad">MISMATCH</span>' if mismatch else '<span class="good">same</span>')
+        keys = ", ".join(
+            f"{_e(server)}: {'yes' if ok else 'NO'}" for (server, g), ok in sorted(report.key_match.items()) if g == group
+        )
+        counts = "".join(f'<td class="num">{report.counts.get((group, s.value), 0)}</td>' for s in ClientStatus)
+        out.append(f"<tr><td><code>{_e(group)}</code></td><td>{parity}</td><td>{keys or '&ndash;'}</td>{counts}</tr>")
+    return "".join(out) or '<tr><td colspan="7" class="muted">no groups seen</td></tr>'
+
+
+def _roots(report: Report) -> str:
+    items = [(root.kind, root.path, root.up) for root in report.roots]
+    return "".join(
+        f"<tr><td>{_e(kind)}</td><td><code>{_e(path)}</code></td>"
+        f"<td class=\"{'good' if up else 'bad'}\">{'up' if up else 'DOWN'}</td></tr>"
+        for kind, path, up in items
+    )
+
+
+def _totals(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    totals = {s.value: 0 for s in ClientStatus}
+    for (_group, state), count in counts.items():
+        totals[state] = totals.get(state, 0) + count
+    return totals
+
+
+def _document(title: str, body: str) -> bytes:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>").encode()
+
+
+def _header(exporter: Exporter, report: Report, telemetry_path: str, now: float) -> str:
+    source = exporter.config_source or "-"
+    scan = _when(report.last_scan, now) if report.last_scan else "first scan running"
+    return (f'<header><h1><a href="/" style="color:#fff;text-decoration:none">SEPM Exporter</a></h1>'
+            f'<span class="meta">version {_e(__version__)}</span>'
+            f'<span class="meta">config <code>{_e(source)}</code></span>'
+            f'<span class="meta" id="scan">last scan {_e(scan)}, took {report.scan_duration:.2f} s</span>'
+            f'<span><a href="{_e(telemetry_path)}">Metrics</a> · <a href="/-/healthy">Health</a> · '
+            f'<a href="/-/ready">Readiness</a></span></header>')
+
+
+def _state(exporter: Exporter) -> tuple[Report, dict[str, tuple[str, str]]]:
+    """The runtime's report (made without waiting for a scan) and, per group, the file its stranded clients need."""
+    report = exporter.report()
+    return report, {s.group_id: (s.server, s.group_file) for s in report.stranded if s.group_file}
+
+
+def page(exporter: Exporter, telemetry_path: str) -> bytes:
+    """`/`: banner, what needs attention with its fix and runbook, then the estate at a glance."""
+    report, files = _state(exporter)
+    now, table = report.at, report.rows
+    totals = _totals(report.counts)
+    groups = _groups(report)
+    roots = _roots(report)
+    servers = _servers(report.servers, report, now)
+    boxes = "".join(f'<div class="total" data-state="{_e(k)}"><b>{v}</b>{_e(k)}</div>' for k, v in totals.items())
+    body = f"""{_header(exporter, report, telemetry_path, now)}<main>
+{_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0))}
+<h2>Needs attention</h2>
+<table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
+{_problem_rows(table, files, now)}</table>
+<h2>Clients</h2><div class="totals" id="totals">{boxes}</div>
+<h2>Server certificates</h2>
+<table id="servers"><tr><th>server</th><th>site</th><th>root</th><th>days left</th><th>signature</th><th>key bits</th>
+<th>key (sha256)</th><th>key changed</th></tr>{servers}</table>
+<h2>Groups: replica parity and clients</h2>
+<table id="groups"><tr><th>group</th><th>partners agree</th><th>embeds its server's key</th>
+{"".join(f"<th>{_e(s.value)}</th>" for s in ClientStatus)}</tr>{groups}</table>
+<h2>Watched roots</h2><table id="roots"><tr><th>what</th><th>path</th><th>state</th></tr>{roots}</table>
+</main>"""
+    level = worst_of(table)
+    return _document(f"{level.name if level else 'OK'} · SEPM Exporter", body)
+
+
+def worst_of(table: Iterable[Row]) -> Severity:
+    return max((r.severity for r in table), default=Severity.OK)
+
+
+def clients_page(exporter: Exporter, telemetry_path: str, query: str) -> tuple[int, bytes]:
+    """`/clients?subject=...&page=N`: one row's affected clients, PAGE_SIZE at a time, with the file to import."""
+    params = urllib.parse.parse_qs(query)
+    subject = params.get("subject", [""])[0]
+    try:
+        number = max(1, int(params.get("page", ["1"])[0]))
+    except ValueError:
+        number = 1
+    report, files = _state(exporter)
+    now, table = report.at, report.rows
+    matching = [r for r in table if r.subject == subject and r.clients]
+    if not matching:
+        body = (f"{_header(exporter, report, telemetry_path, now)}<main><h2>No clients affected by {_e(subject or '(nothing)')}</h2>"
+                f'<p><a href="/">Back to the overview</a></p></main>')
+        return 404, _document("Not found · SEPM Exporter", body)
+    row = matching[0]
+    pages = max(1, -(-len(row.clients) // PAGE_SIZE))
+    number = min(number, pages)
+    first = (number - 1) * PAGE_SIZE
+    shown = row.clients[first:first + PAGE_SIZE]
+    group = subject[len("group "):] if subject.startswith("group ") else ""
+    target = files.get(group)
+    file_cell = f"<code>{_e(target[1])}</code>" if target else "&ndash;"
+    items = "".join(f"<tr><td>{first + i}</td><td>{_e(c)}</td><td>{file_cell}</td></tr>" for i, c in enumerate(shown, start=1))
+    nav = []
+    if number > 1:
+        nav.append(f'<a rel="prev" href="{_e(_clients_link(subject, number - 1))}">previous page</a>')
+    nav.append(f"page {number} of {pages}")
+    if number < pages:
+        nav.append(f'<a rel="next" href="{_e(_clients_link(subject, number + 1))}">next page</a>')
+    body = f"""{_header(exporter, report, telemetry_path, now)}<main>
+<p><a href="/">Back to the overview</a></p>
+<h2>{_sev(row.severity)} {_e(subject)}: {_e(row.message)}</h2>
+<p id="range">Clients {first + 1}&ndash;{first + len(shown)} of {len(row.clients)} · {" · ".join(nav)}</p>
+<table id="clients"><tr><th>#</th><th>client</th><th>file to import</th></tr>{items}</table>
+<p>{" · ".join(nav)}</p></main>"""
+    return 200, _document(f"{subject} · SEPM Exporter", body)
+
