@@ -23,8 +23,10 @@ from typing import TextIO
 from sepm_exporter import __version__, logs
 from sepm_exporter.judge.findings import Severity, findings, server_lines, worst
 from sepm_exporter.judge.report import render_report
+from sepm_exporter.judge.served import probe_findings
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config
+from sepm_exporter.sources.probes import Prober
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -128,12 +130,14 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
     scan_with_progress(exporter)
+    prober = start_prober(exporter)
     # The inventory is a million long-lived objects; without this, a full collection walks them all
     # from time to time and stalls scrapes and re-reads for a second at 100,000 clients.
     gc.collect()
     gc.freeze()
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
+    prober.stop()
     watcher.stop()
     server.close()
     log.info("stopped")
@@ -177,6 +181,26 @@ def scan_once(config: Config) -> Exporter:
     return exporter
 
 
+def prober_for(exporter: Exporter) -> Prober:
+    """The TLS prober, publishing into this exporter; the key on disk is read under the exporter's lock."""
+    from sepm_exporter.metrics.probes import disk_keys, probe_families
+    from sepm_exporter.sources.probes import ProbeResult
+
+    def deliver(results: list[ProbeResult]) -> None:
+        with exporter.lock:
+            keys = disk_keys(exporter.scanner.inventory)
+        exporter.publish(probe_families(results, keys))
+
+    return Prober(exporter.config, deliver)
+
+
+def start_prober(exporter: Exporter) -> Prober:
+    """Probing starts after the first scan, so the first round already has the keys on disk to compare."""
+    prober = prober_for(exporter)
+    prober.start()
+    return prober
+
+
 def write_textfile(exporter: Exporter, output: Path) -> None:
     """Atomic and in the encoding windows_exporter accepts: UTF-8 without BOM, newline-terminated."""
     temp = output.with_name(f".{output.name}.tmp")
@@ -210,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
     if args.command == "metrics":
-        sys.stdout.buffer.write(scan_once(config).exposition)
+        exporter = scan_once(config)
+        prober_for(exporter).round()  # one round, bounded by probe.timeout; nothing when none are configured
+        sys.stdout.buffer.write(exporter.exposition)
         return 0
     if args.command == "textfile":
         if args.output.suffix != ".prom":
@@ -225,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             exporter.full_scan()  # stat-first: only files that changed are read again
     if args.command == "check":
         exporter = scan_once(config)
+        probed = prober_for(exporter).round()
         now = exporter.clock()
         found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, now)
+        found = sorted([*found, *probe_findings(probed, exporter.scanner.inventory)], key=lambda f: -f.severity)
         print(render_report(server_lines(exporter.scanner.inventory, now), found, exporter.derived.group_counts), end="")
         return 2 if worst(found) >= Severity.CRITICAL else 0
     return 1

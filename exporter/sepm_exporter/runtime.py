@@ -13,8 +13,10 @@ from sepm_exporter.judge import history as history_module
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
+from sepm_exporter.metrics import probes as probe_metrics
 from sepm_exporter.metrics.catalog import FAMILIES
 from sepm_exporter.metrics.family import Sample
+from sepm_exporter.metrics.keystore import keystore_families
 from sepm_exporter.metrics.rendered import Rendered, client_chunks
 from sepm_exporter.metrics.samples import (
     CLIENT_FAMILIES,
@@ -37,6 +39,7 @@ Clock = Callable[[], float]
 SERVER_FAMILIES = frozenset(
     f.name for f in FAMILIES
     if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
+    and f.name not in probe_metrics.NAMES  # published by the prober's thread, never by a scan
 )
 
 
@@ -147,6 +150,8 @@ class Exporter:
                 for name, found in server_families(inventory, self.history, self.derived).items():
                     if name in SERVER_FAMILIES:
                         self.rendered.set_family(name, found)
+                for name, found in keystore_families(inventory).items():
+                    self.rendered.set_family(name, found)
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
                 self._judge(name)

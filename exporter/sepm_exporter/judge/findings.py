@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from sepm_exporter.judge import served
 from sepm_exporter.judge.history import History
 from sepm_exporter.metrics.samples import Derived, failing
 from sepm_exporter.sources.inventory import Inventory
@@ -119,6 +120,7 @@ def findings(inventory: Inventory, history: History, derived: Derived, now: floa
     for server, client, file, reason, _detail in failing(inventory):
         owner = server or client
         out.append(Finding(Severity.WARNING, f"file {owner}:{file}", reason))
+    out += served.findings(inventory)
     return sorted(out, key=lambda f: -f.severity)
 
 
