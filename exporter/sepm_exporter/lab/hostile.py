@@ -48,13 +48,14 @@ def encrypted_pkcs12() -> bytes:
     """A PKCS#12 as keytool and openssl write it by default: certificates encrypted under the password."""
     import datetime as dt
 
+    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
     from sepm_exporter.lab import pki
 
     key = pki.weak_key(512)
     now = dt.datetime.now(dt.UTC)
-    cert = pki.x509.load_der_x509_certificate(pki.self_signed(key, "SEPM", now, now + dt.timedelta(days=1)))
+    cert = x509.load_der_x509_certificate(pki.self_signed(key, "SEPM", now, now + dt.timedelta(days=1)))
     return pkcs12.serialize_key_and_certificates(b"scm", key, cert, None, BestAvailableEncryption(b"lab-secret"))
 
 
