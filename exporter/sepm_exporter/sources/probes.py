@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from sepm_exporter.sepm.certificate import CertificateFacts, parse_der
 from sepm_exporter.sepm.reasons import ParseError
@@ -83,13 +84,28 @@ def verify_leaf(der: bytes, ca_file: Path, now: float) -> bool:
         return False
     if not leaf.not_valid_before_utc.timestamp() <= now <= leaf.not_valid_after_utc.timestamp():
         return False
-    for authority in authorities:
-        try:
-            leaf.verify_directly_issued_by(authority)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return True
-    return False
+    return any(_issued_by(leaf, authority) for authority in authorities)
+
+
+def _issued_by(leaf: x509.Certificate, authority: x509.Certificate) -> bool:
+    """Issuer name and signature; by hand, because `verify_directly_issued_by` refuses SHA-1, which
+    is exactly what a 12.1-era SEPM certificate is signed with."""
+    if leaf.issuer != authority.subject:
+        return False
+    try:
+        key = authority.public_key()
+        algorithm = leaf.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            key.verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(leaf.signature, leaf.tbs_certificate_bytes)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 async def _handshake(target: ProbeTarget, context: ssl.SSLContext, timeout: float) -> bytes | None:
