@@ -266,6 +266,12 @@ def run_demo(args: argparse.Namespace) -> int:
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sepm-demo-"))
     lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
     config = load_config(lab.config_path)
+    from sepm_exporter.lab.tls import TlsListener, server_context
+    from sepm_exporter.settings.config import ProbeTarget
+
+    apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
+    probed = dataclasses.replace(config.servers[0], probes=(ProbeTarget("127.0.0.1", apache.port),))
+    config = dataclasses.replace(config, servers=(probed, *config.servers[1:]), probe_interval=10.0)
     exe = "sepm-exporter"
     announce = (
         "SEPM demo lab in {dir}\n"
@@ -277,6 +283,12 @@ def run_demo(args: argparse.Namespace) -> int:
         "  {exe} lab check {dir}                      # every client now untrusted\n"
         "  {exe} lab pull {dir} --share 0.5           # half the clients get the new file\n"
         "Or all at once: {exe} lab replay {dir}\n"
+        "SEPM1's 443 is played by 127.0.0.1:{tls}, which loaded SEPM1's certificate at start and is never\n"
+        "restarted: after the renewal, sepm_served_certificate_key_match says 'renewed on disk, not yet restarted'.\n"
         "Ctrl-C stops the demo."
-    ).format(dir=directory, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe)
-    return run_serve(config, args.listen, args.telemetry_path, args.web_config, announce=announce)
+    ).format(dir=directory, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe,
+             tls=apache.port)
+    try:
+        return run_serve(config, args.listen, args.telemetry_path, args.web_config, announce=announce)
+    finally:
+        apache.close()
