@@ -237,7 +237,8 @@ def read_pkcs12(data: bytes) -> list[KeystoreEntry]:
                 raise _bad("PKCS#12 certificate bag does not hold an OCTET STRING")
             entries.append(KeystoreEntry("", False, (parse_der(data[der[1]:der[2]]),)))
     if not entries and encrypted:
-        raise ParseError(Reason.KEYSTORE_ENCRYPTED, "PKCS#12 certificates are encrypted under the store password")
+        raise ParseError(Reason.KEYSTORE_ENCRYPTED,
+                         "PKCS#12 certificates are encrypted under the store password; give a PEM copy in servers[].certificates")
     if entries and keys:  # the bag order is the chain order in every writer seen; the first one is the leaf
         first = entries[0]
         entries[0] = KeystoreEntry(first.alias, True, first.chain)
