@@ -75,11 +75,14 @@ def soak(clients: int, events: int, duration: float, workdir: Path) -> dict[str,
                 rss.append(rss_mb(process.pid))
                 descriptors.append(fds(process.pid))
                 next_sample += 1.0
-        time.sleep(3)  # let the last events be applied
-        served = get(metrics)
         fresh = subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path)],
                                capture_output=True, check=True).stdout
-        consistent = facts(served) == facts(fresh)
+        settle = time.monotonic() + 30  # the last events are debounced and applied: converge, or fail
+        while True:
+            consistent = facts(get(metrics)) == facts(fresh)
+            if consistent or time.monotonic() > settle:
+                break
+            time.sleep(0.5)
         out, _ = scraper.communicate(timeout=60)  # the load ends before the exporter does
     finally:
         if scraper.poll() is None:

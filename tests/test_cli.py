@@ -78,3 +78,14 @@ def test_progress_shows_only_on_a_terminal_after_a_second() -> None:
     fresh = Progress(tty)
     fresh(1, 10)  # under a second: nothing
     assert tty.getvalue() == "\rscanning: 3 of 10 done\n"
+
+
+def test_flags_get_the_checks_the_config_file_gets(lab: estate.Lab) -> None:
+    """A flag is not a back door: values the YAML refuses are refused on the command line, by flag name."""
+    result = run("serve", "--config", str(lab.config_path), "--watch.poll-interval", "-1", "--files.max-bytes", "0")
+    assert result.returncode == 1
+    assert "config error: --watch.poll-interval: must be at least 0.05" in result.stderr
+    assert "config error: --files.max-bytes: must be at least 1024" in result.stderr
+    assert "Traceback" not in result.stderr
+    fine = run("metrics", "--config", str(lab.config_path), "--files.max-bytes", "2048")
+    assert fine.returncode == 0, fine.stderr

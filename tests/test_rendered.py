@@ -1,4 +1,4 @@
-"""The fast client renderer writes exactly what the generic exposition code writes."""
+"""The client area's one writer: its lines parse back to the facts and verdict they were written from."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import zlib
 
 import pytest
 
+from conftest import samples
 from sepm_exporter.judge.clients import ClientStatus, ClientVerdict
 from sepm_exporter.lab import estate
+from sepm_exporter.metrics import clients
 from sepm_exporter.metrics.catalog import BY_NAME
-from sepm_exporter.metrics.exposition import encode, lines
-from sepm_exporter.metrics.rendered import Rendered, client_chunks
-from sepm_exporter.metrics.samples import CLIENT_FAMILIES, client_samples
+from sepm_exporter.metrics.exposition import encode, header
+from sepm_exporter.metrics.rendered import Rendered
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import load_config
 
@@ -25,13 +26,29 @@ VERDICTS = [
 
 @pytest.mark.parametrize("name", ["WS-0001", "端末-東京-01", 'quote"and\\back', "new\nline"])
 @pytest.mark.parametrize("verdict", VERDICTS)
-def test_client_chunks_equal_the_generic_lines(lab: estate.Lab, name: str, verdict: ClientVerdict | None) -> None:
+def test_client_chunks_parse_back_to_the_facts(lab: estate.Lab, name: str, verdict: ClientVerdict | None) -> None:
     exporter = Exporter(load_config(lab.config_path))
     exporter.full_scan()
     client = exporter.scanner.inventory.clients["WS-0001"]
-    expected = client_samples(name, client, verdict)
-    generic = tuple(encode(lines(BY_NAME[f], expected[f])) if f in expected else b"" for f in CLIENT_FAMILIES)
-    assert client_chunks(name, client, verdict) == generic
+    facts = client.sylink.facts
+    assert facts is not None and client.sylink.mtime is not None
+    chunks = clients.chunks(name, client, verdict)
+    text = b"".join(encode(header(BY_NAME[f])) + chunk for f, chunk in zip(clients.NAMES, chunks, strict=True))
+    got = samples(text)  # prometheus_client's own parser: the escaping is right, or this fails
+    group = {"group_id": verdict.group_id} if verdict is not None and verdict.group_id else {}
+    expected: dict[tuple[str, frozenset[tuple[str, str]]], float] = {
+        ("sepm_client_sylink_info", frozenset({"client": name, **group, "sha256": facts.sha256,
+                                               "canonical_sha256": facts.canonical_sha256}.items())): 1.0,
+        ("sepm_client_sylink_modified_timestamp_seconds", frozenset({"client": name}.items())): client.sylink.mtime,
+    }
+    if verdict is not None and verdict.current is not None:
+        expected[("sepm_client_sylink_current", frozenset({"client": name, **group}.items()))] = float(verdict.current)
+    if verdict is not None and verdict.stale_since is not None:
+        expected[("sepm_client_sylink_stale_since_timestamp_seconds", frozenset({"client": name, **group}.items()))] = (
+            verdict.stale_since)
+    if verdict is not None and verdict.trusted is not None:
+        expected[("sepm_client_server_key_trusted", frozenset({"client": name}.items()))] = float(verdict.trusted)
+    assert got == expected
 
 
 def one_member(stream: bytes) -> bytes:
@@ -44,7 +61,7 @@ def one_member(stream: bytes) -> bytes:
 
 def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     from sepm_exporter.metrics import rendered as module
-    from sepm_exporter.sources.watcher import apply, unit_of
+    from sepm_exporter.sources.watcher import unit_of
 
     monkeypatch.setattr(module, "BLOCK_SIZE", 5)
     exporter = Exporter(load_config(lab.config_path))
@@ -56,9 +73,9 @@ def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pyte
     assert one_member(b"".join(exporter.exposition_gzip_parts(b"process_cpu_seconds_total 1.0\n"))) == (
         exporter.exposition + b"process_cpu_seconds_total 1.0\n"), "the scrape's own tail joins the same stream"
     lab.write_variant("crlf", lab.client_path("WS-0007"))
-    apply(exporter, {u for u in [unit_of(exporter, lab.client_path("WS-0007"))] if u is not None})
+    exporter.reread({u for u in [unit_of(exporter.config, lab.client_path("WS-0007"))] if u is not None})
     rendered: Rendered = exporter.rendered
-    assert rendered.dirty == {rendered.block_of["WS-0007"]}, "marked, rendered at the next scrape"
+    assert rendered.dirty == set(), "rendered and compressed by the writer, never by a scrape"
     second = exporter.exposition_gzip_parts()
     assert one_member(b"".join(second)) == exporter.exposition
     recompressed = {id(p) for p in second[:-1]} - {id(p) for p in first}

@@ -17,7 +17,7 @@ from conftest import samples
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import load_config
-from sepm_exporter.sources.watcher import apply, unit_of
+from sepm_exporter.sources.watcher import unit_of
 
 Step = Callable[[estate.Lab], list[Path]]
 
@@ -89,9 +89,9 @@ def test_every_step_ends_where_a_fresh_scan_does(path_kind: str, tmp_path: Path)
     for title, step in STEPS:
         changed = step(lab)
         if path_kind == "events":
-            units = {u for u in (unit_of(running, p) for p in changed) if u is not None}
+            units = {u for u in (unit_of(running.config, p) for p in changed) if u is not None}
             assert units, title
-            apply(running, units)
+            running.reread(units)
         else:
             running.full_scan()
         fresh = Exporter(load_config(lab.config_path))
@@ -106,12 +106,10 @@ def test_a_client_change_re_renders_its_block_alone(lab: estate.Lab, monkeypatch
     running = Exporter(load_config(lab.config_path))
     running.full_scan()
     assert len(running.rendered.blocks) == 3
-    running.exposition_parts()  # a scrape renders what is marked
     before = list(running.rendered.block_text)
     lab.write_variant("crlf", lab.client_path("WS-0006"))
-    apply(running, {u for u in [unit_of(running, lab.client_path("WS-0006"))] if u is not None})
-    assert running.rendered.dirty == {running.rendered.block_of["WS-0006"]}
-    running.exposition_parts()
+    running.reread({u for u in [unit_of(running.config, lab.client_path("WS-0006"))] if u is not None})
+    assert running.rendered.dirty == set(), "the writer rendered it: scrapes only join"
     after = running.rendered.block_text
     changed = [i for i, text in enumerate(after) if text is not before[i]]
     assert changed == [running.rendered.block_of["WS-0006"]]

@@ -113,7 +113,8 @@ def test_sigkill_during_state_writes_never_corrupts_the_file(tmp_path: Path) -> 
         "h = history.History()\n"
         "for g in range(20000):\n"
         "    history.record_group_version(h, f'{g:032X}', f'{g:064x}', 1e9 + g)\n"
-        "print('ready', flush=True)\n"
+        f"history.save(Path({str(path)!r}), h)\n"
+        "print('ready', flush=True)\n"  # one save done: a slow machine still kills mid-write from here on
         "n = 0\n"
         "while True:\n"
         "    n += 1\n"

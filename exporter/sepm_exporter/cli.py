@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TextIO
 
 from sepm_exporter import __version__, logs
-from sepm_exporter.judge.findings import Severity, findings, server_lines, worst
+from sepm_exporter.judge.findings import Severity, worst
 from sepm_exporter.judge.report import render_report
 from sepm_exporter.judge.served import probe_findings
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config
+from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config, with_overrides
 from sepm_exporter.sources.probes import Prober
 
 DEFAULT_LISTEN = ":10877"
@@ -86,16 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 def effective_config(args: argparse.Namespace) -> Config:
     """The file's config (or the detected local install) with the flags laid over it."""
     config = load_config(args.config) if args.config is not None else local_install()
-    overrides: dict[str, object] = {}
-    if getattr(args, "state_file", None) is not None:
-        overrides["state_file"] = args.state_file
-    if getattr(args, "max_bytes", None) is not None:
-        overrides["max_file_bytes"] = args.max_bytes
-    for key in ("watch_mode", "poll_interval", "reconcile_interval", "debounce"):
-        value = getattr(args, key, None)
-        if value is not None:
-            overrides[key] = value
-    return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    overrides = {field: (flag, getattr(args, dest)) for dest, (field, flag) in _FLAG_SETTINGS.items()
+                 if getattr(args, dest, None) is not None}
+    return with_overrides(config, overrides)
+
+
+_FLAG_SETTINGS = {  # argparse dest -> (Config field, flag as typed)
+    "state_file": ("state_file", "--state-file"),
+    "max_bytes": ("max_file_bytes", "--files.max-bytes"),
+    "watch_mode": ("watch_mode", "--watch.mode"),
+    "poll_interval": ("poll_interval", "--watch.poll-interval"),
+    "reconcile_interval": ("reconcile_interval", "--watch.reconcile-interval"),
+    "debounce": ("debounce", "--watch.debounce"),
+}
 
 
 def local_install() -> Config:
@@ -167,12 +170,10 @@ class Progress:
 def scan_with_progress(exporter: Exporter) -> None:
     """A full scan that shows progress on a terminal; later scans (from the watcher) stay quiet."""
     progress = Progress()
-    exporter.scanner.progress = progress
     try:
-        exporter.full_scan()
+        exporter.full_scan(progress)
     finally:
         progress.close()
-        exporter.scanner.progress = None
 
 
 def scan_once(config: Config) -> Exporter:
@@ -182,14 +183,12 @@ def scan_once(config: Config) -> Exporter:
 
 
 def prober_for(exporter: Exporter) -> Prober:
-    """The TLS prober, publishing into this exporter; the key on disk is read under the exporter's lock."""
-    from sepm_exporter.metrics.probes import disk_keys, probe_families
+    """The TLS prober, publishing into this exporter, compared with the keys on disk at each round."""
+    from sepm_exporter.metrics.probes import probe_families
     from sepm_exporter.sources.probes import ProbeResult
 
     def deliver(results: list[ProbeResult]) -> None:
-        with exporter.lock:
-            keys = disk_keys(exporter.scanner.inventory)
-        exporter.publish(probe_families(results, keys))
+        exporter.publish(probe_families(results, exporter.disk_keys()))
 
     return Prober(exporter.config, deliver)
 
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         from sepm_exporter.lab.commands import run_lab
 
-        return run_lab(args)
+        return run_lab(args, check=lambda config: main(["check", "--config", str(config)]))
     if args.command == "demo":
         return run_demo(args)
     try:
@@ -252,10 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         exporter = scan_once(config)
         probed = prober_for(exporter).round()
-        now = exporter.clock()
-        found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, now)
-        found = sorted([*found, *probe_findings(probed, exporter.scanner.inventory)], key=lambda f: -f.severity)
-        print(render_report(server_lines(exporter.scanner.inventory, now), found, exporter.derived.group_counts), end="")
+        report = exporter.report()
+        found = sorted([*report.findings, *probe_findings(probed, exporter.scanner.inventory)], key=lambda f: -f.severity)
+        print(render_report(report.servers, found, report.counts), end="")
         return 2 if worst(found) >= Severity.CRITICAL else 0
     return 1
 

@@ -1,4 +1,10 @@
-"""One exporter run: scan, remember, derive, render; thread-safe so a scrape only reads bytes."""
+"""One exporter run: scan, remember, derive, render.
+
+One writer at a time (scans, re-reads, refreshes, background publishes) holds `_write`; readers
+(scrapes, the landing page, `check`) take no lock at all: they read a frozen `Published`
+exposition and a frozen `Report`, each swapped in by reference when the writer is done. So a
+scrape never waits for a scan, however slow the share.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +12,44 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
+from sepm_exporter.judge import served
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge.derived import Derived
+from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.metrics import probes as probe_metrics
-from sepm_exporter.metrics.catalog import FAMILIES
+from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
+from sepm_exporter.metrics import clients as client_metrics
+from sepm_exporter.metrics import exporter as self_metrics
+from sepm_exporter.metrics import groups as group_metrics
+from sepm_exporter.metrics import keystore as keystore_metrics
+from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.keystore import keystore_families
-from sepm_exporter.metrics.rendered import Rendered, client_chunks
-from sepm_exporter.metrics.samples import (
-    CLIENT_FAMILIES,
-    Derived,
-    Row,
-    SelfStats,
-    client_failing,
-    group_count_samples,
-    self_families,
-    server_failing,
-    server_families,
-)
+from sepm_exporter.metrics.rendered import Published, Rendered
 from sepm_exporter.sepm.reasons import Reason
 from sepm_exporter.settings.config import Config
-from sepm_exporter.sources.scanner import Scanner
+from sepm_exporter.sources.scanner import Scanner, Unit
 
 log = logging.getLogger("sepm_exporter")
 
 Clock = Callable[[], float]
-SERVER_FAMILIES = frozenset(
-    f.name for f in FAMILIES
-    if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
-    and f.name not in probe_metrics.NAMES  # published by the prober's thread, never by a scan
-)
+
+REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findings are made again
+
+
+@dataclass(frozen=True)
+class Report:
+    """What needs attention, as of `at`: made by the writer, read without a lock."""
+
+    at: float
+    servers: list[ServerLine]
+    findings: list[Finding]
+    counts: dict[tuple[str, str], int]
 
 
 class Exporter:
@@ -50,21 +59,28 @@ class Exporter:
         self.config = config
         self.clock = clock
         self.scanner = Scanner(config)
-        self.lock = threading.RLock()
+        self._write = threading.RLock()  # one writer: scans, re-reads, refreshes, publishes
+        self._counters = threading.Lock()  # event counters, bumped from watcher threads
         self.history = History()
         self.state_file_ok = True
         self.events: dict[str, int] = {}
         self.errors_total: dict[str, int] = {}
-        self._problems: dict[tuple[str, ...], list[Row]] = {}
+        self._problems: dict[tuple[str, ...], list[FileProblem]] = {}
         if config.state_file is not None:
             self.history, problem = history_module.load(config.state_file)
             if problem is not None:
                 self._set_aside(config.state_file, problem)
         self.scan_duration = 0.0
         self.last_scan = 0.0
-        self.ready = False
-        self.derived = Derived({}, {}, {}, {})
+        self.ready = False  # /-/ready: set once the first scan's results are published
+        self._scanned = False  # sepm_exporter_ready: set just before they are rendered
+        self.derived = Derived()
         self.rendered = Rendered(self._chunks)
+        self._render_self()
+        self._published: Published = self.rendered.publish()
+        self._report: Report | None = None
+        self._report_stale = True
+        self.publish_seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
         self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
@@ -79,13 +95,35 @@ class Exporter:
         return b"".join(self.exposition_parts())
 
     def exposition_parts(self) -> list[bytes]:
-        with self.lock:
-            return self.rendered.parts()
+        return list(self._published.parts)
 
     def exposition_gzip_parts(self, tail: bytes = b"") -> list[bytes]:
         """The exposition and `tail` (the process metrics) as one gzip stream, in parts."""
-        with self.lock:
-            return self.rendered.gzip_parts(tail)
+        return self._published.gzip_parts(tail)
+
+    def report(self) -> Report:
+        """Findings for the landing page and `check`, never older than REPORT_MAX_AGE while idle.
+
+        Made here, on demand, after a refresh has changed the state or when it has aged (expiry
+        days, alert windows move with the clock), and only if no scan holds the writer lock at that
+        instant: a reader never waits for a scan, it gets the last report instead.
+        """
+        report = self._report
+        aged = report is None or self._report_stale or self.clock() - report.at > REPORT_MAX_AGE
+        if aged and self._write.acquire(blocking=False):
+            try:
+                report = self._make_report()
+            finally:
+                self._write.release()
+        return report if report is not None else Report(self.clock(), [], [], {})
+
+    def _make_report(self) -> Report:
+        self._report_stale = False
+        now = self.clock()
+        inventory = self.scanner.inventory
+        self._report = Report(now, server_lines(inventory, now), findings(inventory, self.history, self.derived, now),
+                              dict(self.derived.group_counts))
+        return self._report
 
     def publish(self, families: Mapping[str, list[Sample]]) -> None:
         """Swap in whole families computed elsewhere (a background source: the REST API, TLS probes).
@@ -93,25 +131,40 @@ class Exporter:
         The caller computes its samples outside any lock; this only renders and swaps them, so a
         scrape never waits for a network poll.
         """
-        with self.lock:
+        with self._write:
             for name, found in families.items():
                 self.rendered.set_family(name, found)
+            self._published = self.rendered.publish()
+
+    def disk_keys(self) -> dict[str, str]:
+        """Each server's key in server.crt now, for the TLS prober's comparison (a writer step: the prober's
+        thread may wait for a scan, a scrape never does)."""
+        with self._write:
+            return served.disk_keys(self.scanner.inventory)
 
     def count_event(self, kind: str, n: int = 1) -> None:
-        with self.lock:
+        with self._counters:
             self.events[kind] = self.events.get(kind, 0) + n
 
-    def full_scan(self) -> None:
-        """The reconciliation scan: everything, cheap where nothing changed."""
-        with self.lock:
+    def full_scan(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """The reconciliation scan: everything, cheap where nothing changed; readers go on meanwhile.
+
+        `progress` hears (units done, units found) during this scan only (a terminal's first scan).
+        """
+        with self._write:
             started = time.perf_counter()
             before = self.scanner.files_read
-            self.scanner.scan_all()
+            self.scanner.progress = progress
+            try:
+                self.scanner.scan_all()
+            finally:
+                self.scanner.progress = None
             changed = self.scanner.files_read - before
             if self.ready and changed:
                 self.count_event("reconcile", changed)
             self.scan_duration = time.perf_counter() - started
             self.last_scan = self.clock()
+            self._scanned = True
             self.refresh()
             self.ready = True
 
@@ -122,7 +175,7 @@ class Exporter:
         only the clients whose file's canonical hash they touch; a key change re-judges every
         client; a client's change re-judges and re-renders that client alone.
         """
-        with self.lock:
+        with self._write:
             now = self.clock()
             inventory = self.scanner.inventory
             changes = self.scanner.take_changes()
@@ -145,27 +198,45 @@ class Exporter:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
                 self._index, self._key_set = index, key_set
                 self._verdict_memo = {}
-                self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
-                                       self.derived.verdicts, self.derived.group_counts)
-                for name, found in server_families(inventory, self.history, self.derived).items():
-                    if name in SERVER_FAMILIES:
-                        self.rendered.set_family(name, found)
-                for name, found in keystore_families(inventory).items():
-                    self.rendered.set_family(name, found)
+                self.derived.replica_mismatch = replica_mismatch(copies)
+                self.derived.key_match = server_key_match(inventory, keys)
+                self._set_families(server_metrics.samples(inventory, self.history))
+                self._set_families(group_metrics.samples(inventory, self.derived))
+                self._set_families(keystore_metrics.samples(inventory))
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
                 self._judge(name)
             if rejudge or changes.servers:
                 counts = group_counts(self._counts, self._index.newest)
-                self.derived.group_counts.clear()
-                self.derived.group_counts.update(counts)
-                self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
+                self.derived.group_counts = counts
+                self._set_families(group_metrics.client_counts(counts))
             if dirty:
                 self._save_history()
             self._render_self()
+            started = time.perf_counter()
+            self._published = self.rendered.publish()
+            self.publish_seconds = time.perf_counter() - started
+            self._report_stale = True  # made when someone asks: a poll every second need not judge every second
+
+    def reread(self, units: Iterable[Unit]) -> None:
+        """Re-read what the watcher saw change, then refresh: one writer step."""
+        with self._write:
+            self.scanner.reread(units)
+            self.refresh()
+
+    def root_states(self) -> dict[str, tuple[Path, bool]]:
+        """Each watched root's path and whether the last scan could read it (the watcher's question)."""
+        inventory = self.scanner.inventory
+        out = {f"server {name}": (server.config.root, server.root_up) for name, server in inventory.servers.items()}
+        out.update({f"client_root {key}": (c.path, c.root_up) for key, c in inventory.collections.items()})
+        return out
+
+    def _set_families(self, families: Mapping[str, list[Sample]]) -> None:
+        for name, found in families.items():
+            self.rendered.set_family(name, found)
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:
-        return client_chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
+        return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
 
     def _record_keys(self, now: float) -> bool:
         dirty = False
@@ -216,17 +287,18 @@ class Exporter:
                 or (observed is not None and (observed.reason is not None or (observed.facts is not None and observed.facts.problems)))):
             self._set_problems(owner, client_failing(inventory, name))
 
-    def _set_problems(self, owner: tuple[str, ...], rows: list[Row]) -> None:
+    def _set_problems(self, owner: tuple[str, ...], rows: list[FileProblem]) -> None:
         """Log a problem once when it starts, once when it clears; count starts by reason."""
         before = self._problems.get(owner, [])
         if rows == before:
             return
-        old = {row[:4] for row in before}
-        new = {row[:4] for row in rows}
-        for server, client, file, reason, detail in rows:
-            if (server, client, file, reason) not in old:
-                self.errors_total[reason] = self.errors_total.get(reason, 0) + 1
-                log.warning("file problem", extra={"server": server, "client": client, "file": file, "reason": reason, "detail": detail})
+        old = {row.key for row in before}
+        new = {row.key for row in rows}
+        for row in rows:
+            if row.key not in old:
+                self.errors_total[row.reason] = self.errors_total.get(row.reason, 0) + 1
+                log.warning("file problem", extra={"server": row.server, "client": row.client, "file": row.file,
+                                                   "reason": row.reason, "detail": row.detail})
         for server, client, file, reason in old - new:
             log.info("file problem cleared", extra={"server": server, "client": client, "file": file, "reason": reason})
         if rows:
@@ -236,9 +308,12 @@ class Exporter:
 
     def _render_self(self) -> None:
         rows = [row for found in self._problems.values() for row in found]
-        stats = SelfStats(self.scan_duration, self.last_scan, dict(self.events), dict(self.errors_total), self.state_file_ok)
-        for name, found in self_families(self.scanner.inventory, stats, rows).items():
-            self.rendered.set_family(name, found)
+        with self._counters:
+            events = dict(self.events)
+        cache = self.scanner.parse_cache
+        stats = self_metrics.SelfStats(self._scanned, self.scan_duration, self.last_scan, events, dict(self.errors_total),
+                                       self.state_file_ok, dict(self.scanner.root_scans), cache.hits, cache.misses)
+        self._set_families(self_metrics.samples(self.scanner.inventory, stats, rows))
 
     def _set_aside(self, path: Path, problem: str) -> None:
         """A state file that cannot be used is kept as `<name>.bad` (it may come from a newer version) and
@@ -250,7 +325,7 @@ class Exporter:
             detail = f"{problem}; kept as {aside.name}, key history starts over"
         except OSError as exc:
             detail = f"{problem}; could not be set aside ({exc.strerror or type(exc).__name__})"
-        self._set_problems(("state",), [("", "", str(path), Reason.BAD_STATE.value, detail)])
+        self._set_problems(("state",), [FileProblem("", "", str(path), Reason.BAD_STATE.value, detail)])
 
     def _save_history(self) -> None:
         if self.config.state_file is None:
@@ -264,5 +339,3 @@ class Exporter:
             self.state_file_ok = False
             log.error("state file not saved", extra={"file": str(self.config.state_file), "detail": exc.strerror or type(exc).__name__})
 
-    def state_path(self) -> Path | None:
-        return self.config.state_file

@@ -12,7 +12,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from sepm_exporter.judge.findings import findings, server_lines
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.webconfig import WebConfig
 
@@ -22,10 +21,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def landing_page(exporter: Exporter, telemetry_path: str) -> bytes:
     """A small page that links the endpoints and lists what needs attention."""
-    with exporter.lock:
-        now = exporter.clock()
-        lines = server_lines(exporter.scanner.inventory, now)
-        found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, now)
+    report = exporter.report()
+    lines, found = report.servers, report.findings
     rows = "".join(
         f"<tr><td>{html.escape(s.server)}</td><td>{html.escape(s.site)}</td><td>{'up' if s.root_up else 'DOWN'}</td>"
         f"<td>{'' if s.expires_in_days is None else f'{s.expires_in_days:.0f}'}</td>"

@@ -5,14 +5,10 @@ Pure verdicts; the metrics, `check` and the landing page all read them from here
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from sepm_exporter.judge.finding import Finding, Severity
 from sepm_exporter.sepm import layout
 from sepm_exporter.sources.inventory import Inventory
 from sepm_exporter.sources.probes import ProbeResult
-
-if TYPE_CHECKING:  # the verdict table imports this module (its `findings` calls ours): import it when called
-    from sepm_exporter.judge.findings import Finding
 
 KEYSTORE_LABEL = "/".join(layout.KEYSTORE)
 RESTART = ("restart the 'Symantec Endpoint Protection Manager' and 'Symantec Endpoint Protection Manager "
@@ -51,8 +47,6 @@ def served_key_match(result: ProbeResult, keys: dict[str, str]) -> bool | None:
 
 def findings(inventory: Inventory) -> list[Finding]:
     """The keystore findings, from the files alone (the one-line hook of `judge.findings.findings`)."""
-    from sepm_exporter.judge.findings import Finding, Severity
-
     return [
         Finding(Severity.WARNING, f"server {name}",
                 "tomcat/etc/keystore.jks holds another key than apache/conf/ssl/server.crt: Tomcat (8443, 8446) "
@@ -65,8 +59,6 @@ def findings(inventory: Inventory) -> list[Finding]:
 
 def probe_findings(results: list[ProbeResult], inventory: Inventory) -> list[Finding]:
     """What a probe round says: endpoints down, served keys that are not the key on disk, failed validation."""
-    from sepm_exporter.judge.findings import Finding, Severity
-
     keys = disk_keys(inventory)
     out: list[Finding] = []
     for result in sorted(results, key=lambda r: (r.server, r.endpoint)):

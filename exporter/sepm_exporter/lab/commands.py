@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ def add_lab_parser(commands: Any) -> None:
     renew.add_argument("--new-key", action="store_true", help="tick 'generate new key' (the incident)")
     renew.add_argument("--signature-hash", choices=("sha1", "sha256", "md5"), default="sha256")
     renew.add_argument("--valid-days", type=int, default=3650)
-    renew.add_argument("--age-days", type=float, default=0.0, help="back-date not-before (tests expiry)")
     renew.add_argument("--keystore", choices=estate.KEYSTORE_MODES, default="both",
                        help="both: server.crt and tomcat/etc/keystore.jks (default); skip: server.crt only; "
                             "only: the keystore only")
@@ -40,6 +40,7 @@ def add_lab_parser(commands: Any) -> None:
     serve_tls.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1 and a free port)")
     serve_tls.add_argument("--from", dest="source", choices=("apache", "tomcat"), default="apache",
                            help="apache: server.crt and server.key (443); tomcat: keystore.jks (8443, 8446)")
+    renew.add_argument("--age-days", type=float, default=0.0, help="back-date not-before (tests expiry)")
     publish = steps.add_parser("publish", help="the server rewrites every group's SyLink.xml in its outbox")
     publish.add_argument("dir", type=Path)
     publish.add_argument("server")
@@ -83,12 +84,12 @@ def add_lab_parser(commands: Any) -> None:
 
 
 def _exporter_view(lab: estate.Lab) -> list[str]:
-    from sepm_exporter.cli import scan_once
-    from sepm_exporter.judge.findings import findings
+    from sepm_exporter.runtime import Exporter
     from sepm_exporter.settings.config import load_config
 
-    exporter = scan_once(load_config(lab.config_path))
-    found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    found = exporter.report().findings
     critical = [f for f in found if f.severity.name == "CRITICAL"]
     lines = [f"{f.severity.name} {f.subject}: {f.message}" for f in critical[:6]]
     if len(critical) > 6:
@@ -116,7 +117,8 @@ def serve_tls(lab: estate.Lab, server: str, listen: str, source: str) -> int:
     return 0
 
 
-def run_lab(args: argparse.Namespace) -> int:
+def run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
+    """One lab step; `check` is the caller's `check` command (the lab sits below the CLI and never imports it)."""
     directory: Path = args.dir
     if args.step == "init":
         lab = estate.init(
@@ -160,7 +162,5 @@ def run_lab(args: argparse.Namespace) -> int:
     elif args.step == "restore":
         lab.restore(args.server)
     elif args.step == "check":
-        from sepm_exporter.cli import main
-
-        return main(["check", "--config", str(lab.config_path)])
+        return check(lab.config_path)
     return 0

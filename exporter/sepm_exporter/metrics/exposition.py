@@ -34,9 +34,9 @@ def header(family: Family) -> str:
     return f"# HELP {family.name} {_escape_help(family.help)}\n# TYPE {family.name} {family.type}\n"
 
 
-def lines(family: Family, samples: Iterable[Sample], seen: set[tuple[str, ...]] | None = None) -> str:
-    """One line per unique label set (first wins); `seen` carries across calls for one family."""
-    seen = set() if seen is None else seen
+def lines(family: Family, samples: Iterable[Sample]) -> str:
+    """One line per unique label set (first wins)."""
+    seen: set[tuple[str, ...]] = set()
     name = family.name + ("_total" if family.type == "counter" and not family.name.endswith("_total") else "")
     out = []
     for values, value in samples:

@@ -16,7 +16,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
-def keystore_families(inventory: Inventory) -> dict[str, list[Sample]]:
+def samples(inventory: Inventory) -> dict[str, list[Sample]]:
     samples: list[Sample] = [
         ((name, inventory.servers[name].config.site), 1.0 if match else 0.0)
         for name, match in sorted(keystore_key_match(inventory).items())

@@ -1,71 +1,25 @@
 """The exposition kept as pre-rendered parts, so a change re-renders what changed and a scrape only joins.
 
-Server and self families are small (servers x groups) and rendered whole; client families are kept
-in blocks, so a client's change costs one block's rendering, and its gzip one block's compression.
+Server, group and self families are small (servers x groups) and rendered whole; the client area's
+families are kept in blocks of its own chunks (`metrics/clients.py` writes them), so a client's
+change costs one block's rendering, and its gzip one block's compression.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.metrics import clients
 from sepm_exporter.metrics.catalog import BY_NAME, FAMILIES
-from sepm_exporter.metrics.exposition import encode, escape_label, format_value, header, lines
+from sepm_exporter.metrics.exposition import encode, header, lines
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.samples import CLIENT_FAMILIES
-from sepm_exporter.sources.inventory import ClientState
 
 _HEADERS = {f.name: encode(header(f)) for f in FAMILIES}
-_CLIENT_INDEX = {name: i for i, name in enumerate(CLIENT_FAMILIES)}
-_EMPTY = (b"",) * len(CLIENT_FAMILIES)
-
-
-def _text(value: str) -> str:
-    return escape_label(value) if ("\\" in value or '"' in value or "\n" in value) else value
-
-
-_Shared = tuple[str, str, str, str, str]
-
-
-@functools.lru_cache(maxsize=4096)
-def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> _Shared:
-    """The parts of a client's lines that depend on its file and verdict, not its name: shared by many."""
-    group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
-    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"}} 1.0\n'
-    current = stale = trusted = ""
-    if verdict is not None:
-        if verdict.current is not None:
-            current = f"{group}}} {'1.0' if verdict.current else '0.0'}\n"
-        if verdict.stale_since is not None:
-            stale = f"{group}}} {format_value(verdict.stale_since)}\n"
-        if verdict.trusted is not None:
-            trusted = f"}} {'1.0' if verdict.trusted else '0.0'}\n"
-    return info, current, stale, trusted, group
-
-
-def client_chunks(name: str, client: ClientState, verdict: ClientVerdict | None) -> tuple[bytes, ...]:
-    """One client's lines, written out directly: the same text as `lines(client_samples(...))`, faster.
-
-    A cold scan renders 100,000 of these; the generic path spends most of its time in zip and joins,
-    and most of each line is shared by every client holding the same file with the same verdict.
-    `tests/test_rendered.py` holds the two equal for ordinary and hostile names.
-    """
-    facts = client.sylink.facts
-    mtime = client.sylink.mtime
-    if facts is None or mtime is None:
-        return _EMPTY
-    info, current, stale, trusted, _ = _shared(facts.sha256, facts.canonical_sha256, verdict)
-    who = f'{{client="{_text(name)}"'
-    return (
-        f"sepm_client_sylink_info{who}{info}".encode("utf-8", "replace"),
-        f"sepm_client_sylink_modified_timestamp_seconds{who}}} {format_value(mtime)}\n".encode("utf-8", "replace"),
-        f"sepm_client_sylink_current{who}{current}".encode("utf-8", "replace") if current else b"",
-        f"sepm_client_sylink_stale_since_timestamp_seconds{who}{stale}".encode("utf-8", "replace") if stale else b"",
-        f"sepm_client_server_key_trusted{who}{trusted}".encode("utf-8", "replace") if trusted else b"",
-    )
+_CLIENT_INDEX = {name: i for i, name in enumerate(clients.NAMES)}
+_EMPTY = clients.EMPTY
 
 
 BLOCK_SIZE = 1024
@@ -91,8 +45,8 @@ class Rendered:
     Client series live in blocks of up to 1,024 clients: a change marks the client's block, the
     block is rendered again when the parts are next asked for (about a millisecond), and that scrape
     compresses that block alone. A scrape sends the parts as they are, or their deflate pieces
-    inside one gzip stream. Writers hold the exporter's lock; `parts` and `gzip_parts` too, for the
-    moment it takes to collect references (and, after a change, to checksum the body once).
+    inside one gzip stream. Only the exporter's writer touches this object; it hands scrapes a frozen
+    `Published` after each change.
     """
 
     def __init__(self, render: Callable[[str], tuple[bytes, ...]]) -> None:
@@ -105,14 +59,13 @@ class Rendered:
         self._block_deflated: list[tuple[bytes, ...] | None] = []
         self.dirty: set[int] = set()
         self._headers_deflated = {name: _deflate(text) for name, text in _HEADERS.items()}
-        self._body_crc: tuple[int, int] | None = None  # CRC-32 and length of the body, for the gzip trailer
+        self._crc_trail: list[tuple[bytes, int]] = []  # each part of the last publish, and the CRC after it
 
     def set_family(self, name: str, samples: list[Sample]) -> None:
         rendered = encode(lines(BY_NAME[name], samples))
         if self.whole.get(name) != rendered:
             self.whole[name] = rendered
             self._whole_deflated.pop(name, None)
-            self._body_crc = None
 
     def touch_client(self, name: str) -> None:
         """The client's series may have changed: its block is rendered again by `rebuild`."""
@@ -139,10 +92,8 @@ class Rendered:
         Called when the parts are asked for, so a burst of changes between two scrapes renders each
         block once, and a cold start's first scrape renders everything once.
         """
-        if self.dirty:
-            self._body_crc = None
         for block in self.dirty:
-            columns: list[list[bytes]] = [[] for _ in CLIENT_FAMILIES]
+            columns: list[list[bytes]] = [[] for _ in clients.NAMES]
             for name in self.blocks[block]:
                 for column, chunk in zip(columns, self.render(name), strict=True):
                     if chunk:
@@ -164,21 +115,27 @@ class Rendered:
                 out.extend(text[index] for text in self.block_text if text[index])
         return out
 
-    def gzip_parts(self, tail: bytes = b"") -> list[bytes]:
-        """The same, and `tail` after it, as one gzip stream; only parts changed since the last scrape
-        are compressed now.
+    def publish(self) -> Published:
+        """Render what changed and freeze the result: the writer calls this, scrapes read what it returns.
 
-        One gzip member, not one per part: Go's reader (Prometheus) would read concatenated members,
-        but curl --compressed and some browsers stop after the first.
+        Deflating happens here, in the writer's thread, once per change: a scrape then only joins
+        references, whatever the writer is doing meanwhile.
         """
         parts = self.parts()
-        if self._body_crc is None:
-            crc = 0
-            for part in parts:
-                crc = zlib.crc32(part, crc)
-            self._body_crc = (crc, sum(len(p) for p in parts))
-        crc, size = self._body_crc
-        out = [_GZIP_HEADER]
+        # The gzip trailer's CRC runs over the whole body, in order; parts that are the very objects
+        # of the last publish keep their running CRC, so a change late in the body (the exporter's
+        # own series, last in the catalog) costs a CRC of the tail only.
+        trail = self._crc_trail
+        crc = 0
+        start = 0
+        while start < len(parts) and start < len(trail) and parts[start] is trail[start][0]:
+            crc = trail[start][1]
+            start += 1
+        del trail[start:]
+        for part in parts[start:]:
+            crc = zlib.crc32(part, crc)
+            trail.append((part, crc))
+        pieces = [_GZIP_HEADER]
         for family in FAMILIES:
             name = family.name
             index = _CLIENT_INDEX.get(name)
@@ -186,16 +143,35 @@ class Rendered:
                 piece = self._whole_deflated.get(name)
                 if piece is None:
                     piece = self._whole_deflated[name] = _deflate(_HEADERS[name] + self.whole.get(name, b""))
-                out.append(piece)
+                pieces.append(piece)
                 continue
-            out.append(self._headers_deflated[name])
+            pieces.append(self._headers_deflated[name])
             for block, text in enumerate(self.block_text):
-                pieces = self._block_deflated[block]
-                if pieces is None:
-                    pieces = self._block_deflated[block] = tuple(_deflate(t) if t else b"" for t in text)
-                if pieces[index]:
-                    out.append(pieces[index])
+                deflated = self._block_deflated[block]
+                if deflated is None:
+                    deflated = self._block_deflated[block] = tuple(_deflate(t) if t else b"" for t in text)
+                if deflated[index]:
+                    pieces.append(deflated[index])
+        return Published(tuple(parts), tuple(pieces), crc, sum(len(p) for p in parts))
+
+
+@dataclass(frozen=True)
+class Published:
+    """One complete exposition, frozen: swapped in by reference, so readers need no lock."""
+
+    parts: tuple[bytes, ...]
+    gzip_body: tuple[bytes, ...]  # gzip header and the parts' deflate pieces, not yet final
+    crc: int
+    size: int
+
+    def gzip_parts(self, tail: bytes = b"") -> list[bytes]:
+        """The parts and `tail` (the process metrics, made per scrape) as one gzip stream.
+
+        One gzip member, not one per part: Go's reader (Prometheus) would read concatenated members,
+        but curl --compressed and some browsers stop after the first.
+        """
+        out = list(self.gzip_body)
         if tail:
             out.append(_deflate(tail))
-        out.append(_FINAL_BLOCK + struct.pack("<II", zlib.crc32(tail, crc), (size + len(tail)) & 0xFFFFFFFF))
+        out.append(_FINAL_BLOCK + struct.pack("<II", zlib.crc32(tail, self.crc), (self.size + len(tail)) & 0xFFFFFFFF))
         return out

@@ -232,6 +232,43 @@ def _clients(raw: Any, problems: list[str]) -> tuple[tuple[ClientCollection, ...
     return tuple(collections), tuple(files)
 
 
+MIN_FILE_BYTES = 1024
+_WATCH_MINIMUMS = {"poll_interval": 0.05, "reconcile_interval": 0.5, "debounce": 0.0}
+
+
+def with_overrides(config: Config, overrides: dict[str, tuple[str, Any]]) -> Config:
+    """Lay flags over a validated config, with the very checks the file's keys get.
+
+    `overrides` maps a Config field to (the flag's name, its value); every problem is reported
+    under the flag's name, so `--watch.poll-interval -1` fails exactly as `watch.poll_interval: -1`.
+    """
+    problems: list[str] = []
+    kwargs: dict[str, Any] = {}
+    for field_name, (flag, value) in overrides.items():
+        if field_name == "state_file":
+            kwargs[field_name] = Path(value)
+        elif field_name == "watch_mode":
+            if value not in WATCH_MODES:
+                problems.append(f"{flag}: must be one of {', '.join(WATCH_MODES)}")
+            else:
+                kwargs[field_name] = value
+        elif field_name == "max_file_bytes":
+            number = _expect_number(value, flag, problems, MIN_FILE_BYTES)
+            if number is not None:
+                kwargs[field_name] = int(number)
+        elif field_name in _WATCH_MINIMUMS:
+            number = _expect_number(value, flag, problems, _WATCH_MINIMUMS[field_name])
+            if number is not None:
+                kwargs[field_name] = number
+        else:
+            problems.append(f"{flag}: not a setting")
+    if problems:
+        raise ConfigError(problems)
+    from dataclasses import replace
+
+    return replace(config, **kwargs)
+
+
 def parse_config(raw: Any, base: Path | None = None) -> Config:
     """Validate a decoded YAML document; relative paths are taken from the config file's folder."""
     problems: list[str] = []
@@ -248,7 +285,7 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
     if state_text:
         kwargs["state_file"] = Path(state_text)
     if "max_file_bytes" in raw:
-        value = _expect_number(raw["max_file_bytes"], "max_file_bytes", problems, 1024)
+        value = _expect_number(raw["max_file_bytes"], "max_file_bytes", problems, MIN_FILE_BYTES)
         if value is not None:
             kwargs["max_file_bytes"] = int(value)
     watch = raw.get("watch", {})
@@ -261,7 +298,7 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
             problems.append(f"watch.mode: must be one of {', '.join(WATCH_MODES)}")
         else:
             kwargs["watch_mode"] = watch["mode"]
-    for key, minimum in (("poll_interval", 0.05), ("reconcile_interval", 0.5), ("debounce", 0.0)):
+    for key, minimum in _WATCH_MINIMUMS.items():
         if key in watch:
             value = _expect_number(watch[key], f"watch.{key}", problems, minimum)
             if value is not None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import stat as stat_module
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from sepm_exporter.sources.files import Signature, read_capped, signature
 from sepm_exporter.sources.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
 
 T = TypeVar("T")
+log = logging.getLogger("sepm_exporter")
 
 
 def observe(
@@ -82,6 +85,23 @@ class Changes:
 
     clients: set[str] = field(default_factory=set)  # client names whose file (or duplicate) changed or went
     servers: bool = False  # any certificate, group file, stray folder or root state on a server
+
+
+@dataclass(frozen=True)
+class RootScan:
+    """One root's part of the last full scan: how long, and whether it ended without an unexpected error."""
+
+    seconds: float
+    ok: bool
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One re-read the watcher asks for: the smallest part of a tree that a change touches."""
+
+    kind: str  # server, certificates, group, collection, client, client_file
+    root: str  # the server's name, the collection's key, or a configured client's name
+    name: str = ""  # the group ID (group) or the client folder (client)
 
 
 PARSE_CACHE_SIZE = 8192
@@ -188,6 +208,7 @@ class Scanner:
         self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
         self.changes = Changes(servers=True)
         self.parse_cache = ParseCache()
+        self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
@@ -401,17 +422,54 @@ class Scanner:
             self.inventory.clients[client.name] = ClientState(client.name, "", observed)
             self.changes.clients.add(client.name)
 
+    # -- what the watcher saw -----------------------------------------------------------------
+    def reread(self, units: Iterable[Unit]) -> None:
+        """Re-read the units; a coarse unit makes the finer ones under it redundant."""
+        units = set(units)
+        whole_servers = {u.root for u in units if u.kind == "server"}
+        whole_collections = {u.root for u in units if u.kind == "collection"}
+        for unit in sorted(units):
+            if unit.kind == "server":
+                self.scan_server(unit.root)
+            elif unit.kind == "certificates" and unit.root not in whole_servers:
+                self.scan_certificates(unit.root)
+            elif unit.kind == "group" and unit.root not in whole_servers:
+                self.scan_group(unit.root, unit.name)
+            elif unit.kind == "collection":
+                self.scan_collection(unit.root)
+            elif unit.kind == "client" and unit.root not in whole_collections:
+                self.scan_collection_client(unit.root, unit.name)
+            elif unit.kind == "client_file":
+                for client in self.config.client_files:
+                    if client.name == unit.root:
+                        self.scan_client_file(client)
+
     # -- everything ---------------------------------------------------------------------------
     def scan_all(self) -> None:
-        """The reconciliation scan: every unit, cheap where nothing changed."""
+        """The reconciliation scan: every unit, cheap where nothing changed.
+
+        Each root is scanned on its own and timed: an unexpected error in one root is logged and
+        marked (`root_scans`), and the other roots are still scanned.
+        """
         for client in self.config.client_files:  # configured names win over collection folders
             self.scan_client_file(client)
         units = len(self.inventory.servers) + len(self.inventory.collections)
         for done, name in enumerate(self.inventory.servers, start=1):
-            self.scan_server(name)
+            self._timed((name, ""), self.scan_server, name)
             if self.progress is not None:
                 self.progress(done, units)
         for done, key in enumerate(self.inventory.collections, start=len(self.inventory.servers) + 1):
-            self.scan_collection(key)
+            self._timed(("", key), self.scan_collection, key)
             if self.progress is not None:
                 self.progress(done, units)
+
+    def _timed(self, root: tuple[str, str], scan: Callable[[str], None], which: str) -> None:
+        started = time.perf_counter()
+        ok = True
+        try:
+            scan(which)
+        except Exception:  # a bug met on one root must not stop the others, nor freeze the state silently
+            ok = False
+            self.changes.servers = True
+            log.exception("scan of a root failed; its last known facts stay", extra={"server": root[0], "client_root": root[1]})
+        self.root_scans[root] = RootScan(time.perf_counter() - started, ok)

@@ -12,7 +12,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -28,14 +30,14 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from sepm_exporter.runtime import Exporter
 from sepm_exporter.sepm import layout
+from sepm_exporter.settings.config import Config
+from sepm_exporter.sources.scanner import Unit
 
 log = logging.getLogger("sepm_exporter")
 
 NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.sshfs", "9p", "afs", "ncpfs", "davfs"})
 
-Unit = tuple[str, ...]
 
 # Changes only. Without a filter inotify also reports every open and every read-only close: each scan
 # (ours, and watchdog's own walk when it re-adds watches) then floods the kernel queue with two events
@@ -74,12 +76,11 @@ def needs_polling(path: Path) -> bool:
     return False
 
 
-def unit_of(exporter: Exporter, path: Path) -> Unit | None:
+def unit_of(config: Config, path: Path) -> Unit | None:
     """Which re-read a changed path calls for, or None when it is none of ours."""
-    config = exporter.config
     for client in config.client_files:
         if path == client.file or path.parent == client.file.parent:
-            return ("client_file", client.name)
+            return Unit("client_file", client.name)
     for server in config.servers:
         try:
             parts = path.relative_to(server.root).parts
@@ -88,44 +89,36 @@ def unit_of(exporter: Exporter, path: Path) -> Unit | None:
         outbox = layout.OUTBOX_AGENT
         # A file inside a group folder: re-read that group only. The folder itself: the whole server.
         if parts[: len(outbox)] == outbox and len(parts) > len(outbox) + 1 and layout.is_group_id(parts[len(outbox)]):
-            return ("group", server.name, parts[len(outbox)])
+            return Unit("group", server.name, parts[len(outbox)])
         if parts[:3] == layout.SERVER_CERTIFICATE[:3] and len(parts) > 3:
-            return ("certificates", server.name)
-        return ("server", server.name)
+            return Unit("certificates", server.name)
+        return Unit("server", server.name)
     for collection in config.collections:
         try:
             parts = path.relative_to(collection.path).parts
         except ValueError:
             continue
         if len(parts) >= 2:
-            return ("client", str(collection.path), parts[0])
-        return ("collection", str(collection.path))
+            return Unit("client", str(collection.path), parts[0])
+        return Unit("collection", str(collection.path))
     return None
 
 
-def apply(exporter: Exporter, units: set[Unit]) -> None:
-    """Re-read the units; a coarse unit makes the finer ones under it redundant."""
-    scanner = exporter.scanner
-    with exporter.lock:
-        whole_servers = {u[1] for u in units if u[0] == "server"}
-        whole_collections = {u[1] for u in units if u[0] == "collection"}
-        for unit in sorted(units):
-            kind = unit[0]
-            if kind == "server":
-                scanner.scan_server(unit[1])
-            elif kind == "certificates" and unit[1] not in whole_servers:
-                scanner.scan_certificates(unit[1])
-            elif kind == "group" and unit[1] not in whole_servers:
-                scanner.scan_group(unit[1], unit[2])
-            elif kind == "collection":
-                scanner.scan_collection(unit[1])
-            elif kind == "client" and unit[1] not in whole_collections:
-                scanner.scan_collection_client(unit[1], unit[2])
-            elif kind == "client_file":
-                for client in exporter.config.client_files:
-                    if client.name == unit[1]:
-                        scanner.scan_client_file(client)
-        exporter.refresh()
+class Target(Protocol):
+    """What the watcher needs of the runtime, and nothing more: it never reaches the scanner."""
+
+    config: Config
+
+    @property
+    def ready(self) -> bool: ...
+
+    def count_event(self, kind: str, n: int = 1) -> None: ...
+
+    def reread(self, units: Iterable[Unit]) -> None: ...
+
+    def full_scan(self) -> None: ...
+
+    def root_states(self) -> dict[str, tuple[Path, bool]]: ...
 
 
 class _Handler(FileSystemEventHandler):
@@ -160,7 +153,7 @@ class _OverflowSignal(logging.Handler):
 class Watcher:
     """Owns the observer, the debounce worker and the reconciliation loop."""
 
-    def __init__(self, exporter: Exporter, mode: str = "auto") -> None:
+    def __init__(self, exporter: Target, mode: str = "auto") -> None:
         self.exporter = exporter
         self.mode = mode
         self.stop_event = threading.Event()
@@ -251,7 +244,7 @@ class Watcher:
         due = time.monotonic() + self.exporter.config.debounce
         with self.pending_lock:
             for text in paths:
-                unit = unit_of(self.exporter, Path(text))
+                unit = unit_of(self.exporter.config, Path(text))
                 if unit is not None:
                     self.pending[unit] = due  # each new event pushes the read back: wait for quiet
             self.pending_lock.notify()
@@ -270,7 +263,7 @@ class Watcher:
                 for unit in ready:
                     del self.pending[unit]
             try:
-                apply(self.exporter, ready)
+                self.exporter.reread(ready)
             except Exception:  # a bug in one re-read must not stop the watcher
                 log.exception("re-read failed; the reconciliation scan will retry")
 
@@ -302,14 +295,10 @@ class Watcher:
                 next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
 
     def _roots_changed(self) -> bool:
-        inventory = self.exporter.scanner.inventory
-        for name, server in inventory.servers.items():
-            if server.root_up != server.config.root.is_dir():
-                log.info("root state changed", extra={"server": name, "up": not server.root_up})
-                return True
-        for key, collection in inventory.collections.items():
-            if collection.root_up != collection.path.is_dir():
-                log.info("root state changed", extra={"client_root": key, "up": not collection.root_up})
+        for which, (path, up) in self.exporter.root_states().items():
+            if up != _is_dir(path):
+                kind, _, name = which.partition(" ")
+                log.info("root state changed", extra={kind: name, "up": not up})
                 return True
         return False
 
@@ -324,3 +313,10 @@ class Watcher:
             observer.stop()
         for observer in self.observers.values():
             observer.join(timeout=5)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False

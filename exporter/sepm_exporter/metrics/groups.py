@@ -1,0 +1,92 @@
+"""Group SyLink.xml files in each server's outbox: versions, heartbeats, embedded keys, parity, client counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sepm_exporter.judge.derived import Derived
+from sepm_exporter.metrics.family import Family, Sample
+from sepm_exporter.sources.inventory import Inventory
+
+SRV = ("server", "site")
+
+FAMILIES: tuple[Family, ...] = (
+    Family("sepm_sylink_info", "gauge", (*SRV, "group_id", "sha256", "canonical_sha256", "domain_id", "mode"),
+           "A group's outbox SyLink.xml on a server; the value is 1."),
+    Family("sepm_sylink_group_info", "gauge", (*SRV, "group_id", "group"),
+           "The group's name as its SyLink.xml gives it (RegisterClient PreferredGroup); the value is 1."),
+    Family("sepm_sylink_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
+           "When a group's outbox SyLink.xml was last written (file mtime)."),
+    Family("sepm_sylink_heartbeat_seconds", "gauge", (*SRV, "group_id"),
+           "The heartbeat of the group's active communication mode."),
+    Family("sepm_sylink_randomization_seconds", "gauge", (*SRV, "group_id"),
+           "RandomizationRange when heartbeat randomization is on, else 0."),
+    Family("sepm_sylink_certificate_info", "gauge", (*SRV, "group_id", "name", "public_key_sha256", "signature_hash"),
+           "A certificate embedded in a group's SyLink.xml; the value is 1."),
+    Family("sepm_sylink_certificate_not_after_timestamp_seconds", "gauge", (*SRV, "group_id", "name"),
+           "When a certificate embedded in a group's SyLink.xml expires."),
+    Family("sepm_sylink_server_key_match", "gauge", (*SRV, "group_id"),
+           "1 when the server's current public key is among the keys embedded in its copy of the group file."),
+    Family("sepm_sylink_replica_mismatch", "gauge", ("group_id",),
+           "1 when the servers this exporter sees disagree on the group's canonical SyLink.xml."),
+    Family("sepm_group_index_info", "gauge", (*SRV, "group_id", "checksum", "serial_number"),
+           "A group's index2.xml profile attributes; the value is 1."),
+    Family("sepm_group_index_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
+           "When SEPM says the group's profile last changed (index2.xml LastModifiedTime, milliseconds in the file)."),
+    Family("sepm_group_clients", "gauge", ("group_id", "state"),
+           "Clients per group and state (current, stale, untrusted, unmatched)."),
+)
+FILE_FAMILIES = tuple(f.name for f in FAMILIES if f.name != "sepm_group_clients")
+
+
+def samples(inventory: Inventory, derived: Derived) -> dict[str, list[Sample]]:
+    """Pure: the families read from the group files (all but the client counts, which move with clients)."""
+    out: dict[str, list[Sample]] = {name: [] for name in FILE_FAMILIES}
+    for name, server in inventory.servers.items():
+        site = server.config.site
+        for group_id, files in sorted(server.groups.items()):
+            facts = files.sylink.facts
+            mtime = files.sylink.mtime
+            if facts is None or mtime is None:
+                continue
+            ids = (name, site, group_id)
+            out["sepm_sylink_info"].append(((*ids, facts.sha256, facts.canonical_sha256, facts.domain_id, facts.mode), 1.0))
+            if facts.preferred_group:
+                out["sepm_sylink_group_info"].append(((*ids, facts.preferred_group), 1.0))
+            out["sepm_sylink_modified_timestamp_seconds"].append((ids, mtime))
+            if facts.heartbeat_seconds is not None:
+                out["sepm_sylink_heartbeat_seconds"].append((ids, float(facts.heartbeat_seconds)))
+            out["sepm_sylink_randomization_seconds"].append((ids, float(facts.randomization_seconds)))
+            for cert in facts.certificates:
+                if cert.facts is None:
+                    continue
+                out["sepm_sylink_certificate_info"].append(
+                    ((*ids, cert.name, cert.facts.public_key_sha256, cert.facts.signature_hash), 1.0)
+                )
+                out["sepm_sylink_certificate_not_after_timestamp_seconds"].append(((*ids, cert.name), cert.facts.not_after))
+            match = derived.key_match.get((name, group_id))
+            if match is not None:
+                out["sepm_sylink_server_key_match"].append((ids, 1.0 if match else 0.0))
+            if files.index2 is not None and files.index2.facts is not None:
+                index = files.index2.facts
+                out["sepm_group_index_info"].append(((*ids, index.checksum, index.serial_number), 1.0))
+                modified = _milliseconds(index.last_modified)
+                if modified is not None:
+                    out["sepm_group_index_modified_timestamp_seconds"].append((ids, modified))
+    for group_id, mismatch in sorted(derived.replica_mismatch.items()):
+        out["sepm_sylink_replica_mismatch"].append(((group_id,), 1.0 if mismatch else 0.0))
+    return out
+
+
+def _milliseconds(text: str) -> float | None:
+    """LastModifiedTime as Unix seconds, or None when it is not a plausible millisecond count."""
+    if not text.isdigit() or len(text) > 16:
+        return None
+    return int(text) / 1000.0
+
+
+def client_counts(counts: Mapping[tuple[str, str], int]) -> dict[str, list[Sample]]:
+    """`sepm_group_clients`: every state of every group, zeros included, so a panel never shows a gap."""
+    return {"sepm_group_clients": [((group_id, state), float(count)) for (group_id, state), count in sorted(counts.items())]}
+
+
