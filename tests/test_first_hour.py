@@ -105,8 +105,8 @@ def test_config_problems(tmp_path: Path) -> None:
     result = run("check", "--config", str(mistyped))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
-        "config error: server: unknown key (did you mean servers? allowed: clients, max_file_bytes, servers, state_file, watch)",
-        "config error: client: unknown key (did you mean clients? allowed: clients, max_file_bytes, servers, state_file, watch)",
+        "config error: server: unknown key (did you mean servers? allowed: clients, max_file_bytes, probe, servers, state_file, watch)",
+        "config error: client: unknown key (did you mean clients? allowed: clients, max_file_bytes, probe, servers, state_file, watch)",
     ]
     absent = run("check", "--config", str(tmp_path / "absent.yml"))
     assert absent.returncode == 1 and "cannot read the config file" in one_line(absent)

@@ -21,12 +21,16 @@ import pytest
 from conftest import find, samples
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.sepm import layout
 from sepm_exporter.sepm.layout import SERVER_CERTIFICATE
 from sepm_exporter.settings.config import Config, load_config
+
+CRT = "apache/conf/ssl/server.crt"  # the keystore (tomcat/etc/keystore.jks) is a certificate file too
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CLIENT = "WS-0003"
 CERT = "/".join(SERVER_CERTIFICATE)
+KEYSTORE = "/".join(layout.KEYSTORE)
 
 
 class Snapshot:
@@ -75,7 +79,16 @@ def the_client(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
 
 
 def the_certificate(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
-    return labels.get("server") == "SEPM2" and labels.get("file") == CERT
+    """SEPM2's server.crt, and the keystore comparison that needs it."""
+    return labels.get("server") == "SEPM2" and (labels.get("file") == CERT or family == "sepm_server_keystore_key_match")
+
+
+def keystore(lab: estate.Lab) -> Path:
+    return lab.keystore_path("SEPM2")
+
+
+def the_keystore(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
+    return labels.get("server") == "SEPM2" and (labels.get("file") == KEYSTORE or family == "sepm_server_keystore_key_match")
 
 
 def the_group_copy(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
@@ -102,12 +115,16 @@ CERTIFICATE_CASES = [
          the_certificate)
     for kind, reason in (*hostile.CERTIFICATE_KINDS.items(), ("empty", "empty"), ("directory", "not_a_file"))
 ]
+KEYSTORE_CASES = [
+    Case(kind, keystore, write(kind), {"server": "SEPM2", "file": KEYSTORE, "reason": reason}, the_keystore)
+    for kind, reason in (*hostile.KEYSTORE_KINDS.items(), ("empty", "empty"), ("directory", "not_a_file"))
+]
 GROUP_CASES = [
     Case(f"outbox-{kind}", group_file, write(kind), {"server": "SEPM2", "reason": reason}, the_group_copy)
     for kind, reason in (("billion-laughs", "entity_expansion"), ("truncated", "truncated_xml"),
                          ("external-entity", "external_entity"))
 ]
-CASES = BYTE_CASES + FS_CASES + CERTIFICATE_CASES + GROUP_CASES
+CASES = BYTE_CASES + FS_CASES + CERTIFICATE_CASES + KEYSTORE_CASES + GROUP_CASES
 
 
 def series(exporter: Exporter) -> Series:
@@ -177,11 +194,11 @@ def test_certificate_facts_that_are_valid_but_alarming(lab: estate.Lab, running:
     assert find(text, "sepm_exporter_file_error") == []
     assert find(text, "sepm_certificate_not_after_timestamp_seconds", server="SEPM1")[0][1] < now
     assert find(text, "sepm_certificate_not_before_timestamp_seconds", server="SEPM2")[0][1] > now
-    assert find(text, "sepm_certificate_file_certificates", server="SEPM2")[0][1] == 2
+    assert find(text, "sepm_certificate_file_certificates", server="SEPM2", file=CRT)[0][1] == 2
     assert find(text, "sepm_server_key_changed_timestamp_seconds") == [], "same key, whatever the dates"
     lab.renew("SEPM1", new_key=True, bits=512)
     running.full_scan()
-    (info,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    (info,) = find(running.exposition, "sepm_certificate_info", server="SEPM1", file=CRT)
     assert info[0]["key_bits"] == "512"
 
 
@@ -239,7 +256,7 @@ def test_a_certificate_renewed_behind_a_swapped_symlink(lab: estate.Lab, running
     path.rename(old)
     path.symlink_to(old.name)
     running.full_scan()
-    (before,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    (before,) = find(running.exposition, "sepm_certificate_info", server="SEPM1", file=CRT)
     lab.renew("SEPM1", new_key=True)  # atomic_write replaces the link with a file...
     new = path.with_name("server-2026.crt")
     path.rename(new)
@@ -247,7 +264,7 @@ def test_a_certificate_renewed_behind_a_swapped_symlink(lab: estate.Lab, running
     swap.symlink_to(new.name)
     os.replace(swap, path)  # ...which is then put back behind a link, swapped atomically
     running.full_scan()
-    (after,) = find(running.exposition, "sepm_certificate_info", server="SEPM1")
+    (after,) = find(running.exposition, "sepm_certificate_info", server="SEPM1", file=CRT)
     assert after[0]["public_key_sha256"] != before[0]["public_key_sha256"]
     assert after[0]["signature_hash"] == "sha256"
 

@@ -7,6 +7,7 @@ makes sense as a flag can be given as one and overrides the file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
@@ -22,8 +23,10 @@ from typing import TextIO
 from sepm_exporter import __version__, logs
 from sepm_exporter.judge.findings import Severity, worst
 from sepm_exporter.judge.report import render_report
+from sepm_exporter.judge.served import probe_findings
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config, with_overrides
+from sepm_exporter.sources.probes import Prober
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -176,12 +179,14 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
     scan_with_progress(exporter)
+    prober = start_prober(exporter)
     # The inventory is a million long-lived objects; without this, a full collection walks them all
     # from time to time and stalls scrapes and re-reads for a second at 100,000 clients.
     gc.collect()
     gc.freeze()
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
+    prober.stop()
     watcher.stop()
     server.close()
     log.info("stopped")
@@ -223,6 +228,25 @@ def scan_once(config: Config) -> Exporter:
     return exporter
 
 
+def prober_for(exporter: Exporter) -> Prober:
+    """The TLS prober, publishing into this exporter, compared with the keys on disk at each round."""
+    from sepm_exporter.metrics.probes import probe_families
+    from sepm_exporter.sources.probes import ProbeResult
+
+    def deliver(results: list[ProbeResult]) -> None:
+        exporter.publish(probe_families(results, exporter.disk_keys()), source="probes",
+                         findings=lambda inventory: probe_findings(results, inventory))
+
+    return Prober(exporter.config, deliver)
+
+
+def start_prober(exporter: Exporter) -> Prober:
+    """Probing starts after the first scan, so the first round already has the keys on disk to compare."""
+    prober = prober_for(exporter)
+    prober.start()
+    return prober
+
+
 def write_textfile(exporter: Exporter, output: Path) -> None:
     """Atomic and in the encoding windows_exporter accepts: UTF-8 without BOM, newline-terminated."""
     temp = output.with_name(f".{output.name}.tmp")
@@ -261,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         source = str(args.config) if args.config is not None else "(the local SEPM install)"
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, config_source=source)
     if args.command == "metrics":
-        sys.stdout.buffer.write(scan_once(config).exposition)
+        exporter = scan_once(config)
+        prober_for(exporter).round()  # one round, bounded by probe.timeout; nothing when none are configured
+        sys.stdout.buffer.write(exporter.exposition)
         return 0
     if args.command == "textfile":
         exporter = scan_once(config)
@@ -276,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.interval)
             exporter.full_scan()  # stat-first: only files that changed are read again
     if args.command == "check":
-        return run_check(scan_once(config), args.format, args.stranded)
+        exporter = scan_once(config)
+        prober_for(exporter).round()  # what the servers serve now, into the same report
+        return run_check(exporter, args.format, args.stranded)
     return 1
 
 
@@ -343,12 +371,18 @@ def run_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from sepm_exporter.lab import estate
+    from sepm_exporter.lab.tls import TlsListener, server_context
+    from sepm_exporter.settings.config import ProbeTarget
 
     temporary = args.dir is None
     directory = Path(tempfile.mkdtemp(prefix="sepm-demo-")) if temporary else args.dir
+    apache: TlsListener | None = None
     try:
         lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
         config = load_config(lab.config_path)
+        apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
+        probed = dataclasses.replace(config.servers[0], probes=(ProbeTarget("127.0.0.1", apache.port),))
+        config = dataclasses.replace(config, servers=(probed, *config.servers[1:]), probe_interval=10.0)
         exe = _command_prefix()
         folder = shlex.quote(str(directory))
         announce = (
@@ -363,14 +397,18 @@ def run_demo(args: argparse.Namespace) -> int:
             "  {exe} lab pull {dir} --share 0.5           # half the clients import the new file: current again\n"
             "  {exe} check --config {config} --stranded --format csv   # the rest, with the file to import\n"
             "Or all at once: {exe} lab replay {dir}\n"
+            "SEPM1's 443 is played by 127.0.0.1:{tls}, which loaded SEPM1's certificate at start and is never\n"
+            "restarted: after the renewal, sepm_served_certificate_key_match says 'renewed on disk, not yet restarted'.\n"
             "Ctrl-C stops the demo{removal}."
         ).format(dir=folder, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe,
-                 config=shlex.quote(str(lab.config_path)),
+                 config=shlex.quote(str(lab.config_path)), tls=apache.port,
                  kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
                             config_source=str(lab.config_path))
     except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over
         return 130
     finally:
+        if apache is not None:
+            apache.close()
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
+from sepm_exporter.judge import served
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
@@ -27,11 +28,13 @@ from sepm_exporter.judge.remediation import Row, StrandedClient, collection_find
 from sepm_exporter.metrics import clients as client_metrics
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
+from sepm_exporter.metrics import keystore as keystore_metrics
 from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
 from sepm_exporter.sepm.reasons import Reason
 from sepm_exporter.settings.config import Config
+from sepm_exporter.sources.inventory import Inventory
 from sepm_exporter.sources.scanner import Scanner, Unit
 
 log = logging.getLogger("sepm_exporter")
@@ -97,6 +100,7 @@ class Exporter:
         self._published: Published = self.rendered.publish()
         self._report: Report | None = None
         self._report_stale = True
+        self._source_findings: dict[str, Callable[[Inventory], list[Finding]]] = {}  # background source -> its findings
         self.publish_seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
         self._index: GroupIndex | None = None
         self._key_set: frozenset[str] = frozenset()
@@ -140,6 +144,8 @@ class Exporter:
         inventory = self.scanner.inventory
         derived = self.derived
         found = findings(inventory, self.history, derived, now) + collection_findings(inventory)
+        for source in sorted(self._source_findings):
+            found += self._source_findings[source](inventory)
         found.sort(key=lambda f: -f.severity)
         roots = [Root(f"server {name}", str(s.config.root), s.root_up) for name, s in inventory.servers.items()]
         roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]
@@ -152,16 +158,31 @@ class Exporter:
         )
         return self._report
 
-    def publish(self, families: Mapping[str, list[Sample]]) -> None:
+    def publish(self, families: Mapping[str, list[Sample]], source: str = "",
+                findings: Callable[[Inventory], list[Finding]] | None = None) -> None:
         """Swap in whole families computed elsewhere (a background source: the REST API, TLS probes).
 
         The caller computes its samples outside any lock; this only renders and swaps them, so a
-        scrape never waits for a network poll.
+        scrape never waits for a network poll. A `source` may also hand what its last round means
+        for the landing page and `check`: `findings` is judged against the inventory when the next
+        report is made, so a probe result meets the key on disk at that moment.
         """
         with self._write:
             for name, found in families.items():
                 self.rendered.set_family(name, found)
             self._published = self.rendered.publish()
+            if source:
+                if findings is None:
+                    self._source_findings.pop(source, None)
+                else:
+                    self._source_findings[source] = findings
+                self._report_stale = True
+
+    def disk_keys(self) -> dict[str, str]:
+        """Each server's key in server.crt now, for the TLS prober's comparison (a writer step: the prober's
+        thread may wait for a scan, a scrape never does)."""
+        with self._write:
+            return served.disk_keys(self.scanner.inventory)
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self._counters:
@@ -223,6 +244,7 @@ class Exporter:
                 self.derived.key_match = server_key_match(inventory, keys)
                 self._set_families(server_metrics.samples(inventory, self.history))
                 self._set_families(group_metrics.samples(inventory, self.derived))
+                self._set_families(keystore_metrics.samples(inventory))
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
                 self._judge(name)

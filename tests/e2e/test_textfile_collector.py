@@ -13,6 +13,8 @@ from conftest import find
 from helpers import free_port, get, stop, wait_for
 from sepm_exporter.lab import estate
 
+CRT = "apache/conf/ssl/server.crt"  # the keystore (tomcat/etc/keystore.jks) is a certificate file too
+
 pytestmark = pytest.mark.e2e
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 
@@ -41,7 +43,7 @@ def test_node_exporter_serves_the_file_and_the_loop_follows_a_renewal(lab: estat
 
         body = wait_for(scraped, timeout=30)
         assert find(body, "node_textfile_scrape_error")[0][1] == 0, "node_exporter accepted the file"
-        (sha1,) = find(body, "sepm_certificate_info", server="SEPM1")
+        (sha1,) = find(body, "sepm_certificate_info", server="SEPM1", file=CRT)
         assert sha1[0]["signature_hash"] == "sha1"
         lab.renew("SEPM1", new_key=True)
 

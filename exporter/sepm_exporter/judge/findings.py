@@ -5,43 +5,18 @@ The thresholds mirror the shipped alert rules so that `check` and the pager agre
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from sepm_exporter.judge import served
 from sepm_exporter.judge.derived import Derived
+from sepm_exporter.judge.finding import Finding as Finding  # re-exported: the table's vocabulary, shared with judge.served
+from sepm_exporter.judge.finding import Severity as Severity
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.problems import failing
 from sepm_exporter.sources.inventory import Inventory
 
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
 DAY = 86400.0
-
-
-class Severity(enum.IntEnum):
-    """Ordered so that max() gives the worst."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of the report: what `check`, `check --format json` and the landing page show.
-
-    `alert` names the shipped alert rule this finding mirrors (its runbook is
-    `docs/runbooks/<alert>.md`); `since` is when the condition began (Unix time, None when not
-    known); `clients` are the clients affected, for subjects that strand or leave clients behind;
-    `fix` is the concrete remedy where the KB gives one.
-    """
-
-    severity: Severity
-    subject: str  # "server SEPM1", "group <id>", "client WS-0001", "file ..."
-    message: str
-    alert: str = ""
-    since: float | None = None
-    clients: tuple[str, ...] = ()
-    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +95,7 @@ def findings(inventory: Inventory, history: History, derived: Derived, now: floa
     for problem in failing(inventory):
         owner = problem.server or problem.client
         out.append(Finding(Severity.WARNING, f"file {owner}:{problem.file}", problem.reason))
+    out += served.findings(inventory)
     return sorted(out, key=lambda f: -f.severity)
 
 

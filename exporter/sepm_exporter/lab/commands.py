@@ -31,6 +31,15 @@ def add_lab_parser(commands: Any) -> None:
     renew.add_argument("--new-key", action="store_true", help="tick 'generate new key' (the incident)")
     renew.add_argument("--signature-hash", choices=("sha1", "sha256", "md5"), default="sha256")
     renew.add_argument("--valid-days", type=int, default=3650)
+    renew.add_argument("--keystore", choices=estate.KEYSTORE_MODES, default="both",
+                       help="both: server.crt and tomcat/etc/keystore.jks (default); skip: server.crt only; "
+                            "only: the keystore only")
+    serve_tls = steps.add_parser("serve-tls", help="serve a server's certificate on a loopback TLS port, as loaded now")
+    serve_tls.add_argument("dir", type=Path)
+    serve_tls.add_argument("server")
+    serve_tls.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1 and a free port)")
+    serve_tls.add_argument("--from", dest="source", choices=("apache", "tomcat"), default="apache",
+                           help="apache: server.crt and server.key (443); tomcat: keystore.jks (8443, 8446)")
     renew.add_argument("--age-days", type=float, default=0.0, help="back-date not-before (tests expiry)")
     publish = steps.add_parser("publish", help="the server rewrites every group's SyLink.xml in its outbox")
     publish.add_argument("dir", type=Path)
@@ -59,7 +68,9 @@ def add_lab_parser(commands: Any) -> None:
     age.add_argument("seconds", type=float)
     bad = steps.add_parser("hostile", help="replace a file with a hostile or broken one")
     bad.add_argument("dir", type=Path)
-    bad.add_argument("kind", choices=sorted({**hostile.KINDS, **hostile.PARTIAL_KINDS, **hostile.CERTIFICATE_KINDS, **hostile.FS_KINDS}))
+    kinds = {**hostile.KINDS, **hostile.PARTIAL_KINDS, **hostile.CERTIFICATE_KINDS, **hostile.KEYSTORE_KINDS,
+             **hostile.FS_KINDS}
+    bad.add_argument("kind", choices=sorted(kinds))
     bad.add_argument("target", type=Path, help="file to replace, relative to the lab folder or absolute")
     for name, text in (("vanish", "a server's share drops"), ("restore", "a server's share returns")):
         step = steps.add_parser(name, help=text)
@@ -84,6 +95,26 @@ def _exporter_view(lab: estate.Lab) -> list[str]:
     if len(critical) > 6:
         lines.append(f"... and {len(critical) - 6} more critical findings")
     return lines or ["nothing critical"]
+
+
+def serve_tls(lab: estate.Lab, server: str, listen: str, source: str) -> int:
+    """Serve until interrupted; the certificate is the one on disk now, like a service that is not restarted."""
+    import threading
+
+    from sepm_exporter.lab.tls import TlsListener, server_context
+
+    host, _, port = listen.rpartition(":")
+    key, chain = lab.served_pair(server, source)
+    listener = TlsListener(server_context(key, chain), host.strip("[]") or "127.0.0.1", int(port or 0)).start()
+    print(f"serving {server}'s {source} certificate on {host or '127.0.0.1'}:{listener.port}; "
+          "renew on disk and it keeps serving this one until restarted (Ctrl-C stops)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+    return 0
 
 
 def run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
@@ -125,7 +156,9 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
     lab = estate.Lab(directory)
     if args.step == "renew":
         lab.renew(args.server, new_key=args.new_key, signature_hash=args.signature_hash,
-                  valid_days=args.valid_days, age_days=args.age_days)
+                  valid_days=args.valid_days, age_days=args.age_days, keystore=args.keystore)
+    elif args.step == "serve-tls":
+        return serve_tls(lab, args.server, args.listen, args.source)
     elif args.step == "publish":
         print(f"{len(lab.publish(args.server))} group files written")
     elif args.step == "replicate":

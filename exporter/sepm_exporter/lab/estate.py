@@ -16,12 +16,15 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sepm_exporter.lab import hostile, pki
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sepm_exporter.lab import hostile, jks, pki
 from sepm_exporter.lab.sylink_writer import SyLinkSpec, render, render_index2
 from sepm_exporter.sepm import layout
 
 LAB_FILE = "lab.json"
 CONFIG_FILE = "sepm-exporter.yml"
+KEYSTORE_MODES = ("both", "skip", "only")
 DEFAULT_SERVERS = (("SEPM1", "tokyo", "10.0.0.111"), ("SEPM2", "osaka", "10.0.1.111"))
 
 
@@ -97,6 +100,14 @@ class Lab:
     def key_path(self, server: str) -> Path:
         return self.server_root(server).joinpath(*layout.SERVER_PRIVATE_KEY)
 
+    def keystore_path(self, server: str) -> Path:
+        return self.server_root(server).joinpath(*layout.KEYSTORE)
+
+    @property
+    def keystore_password(self) -> str:
+        """The lab's keystore password (lab bookkeeping only; the exporter never needs it)."""
+        return self.state.extra.get("keystore_password", "lab-keystore-" + self.state.domain_id[:8].lower())
+
     def group_dir(self, server: str, group_id: str) -> Path:
         return self.server_root(server).joinpath(*layout.OUTBOX_AGENT, group_id)
 
@@ -145,17 +156,45 @@ class Lab:
         bits: int = 2048,
         valid_days: int = 3650,
         age_days: float = 0.0,
+        keystore: str = "both",
     ) -> None:
-        """The SEPM console's certificate renewal, with or without "generate new key"."""
+        """The SEPM console's certificate renewal, with or without "generate new key".
+
+        `keystore` says which copies are renewed: `both` (Apache's server.crt/server.key and Tomcat's
+        keystore.jks, as a complete renewal does), `skip` (only Apache's pair), `only` (only the keystore).
+        """
+        if keystore not in KEYSTORE_MODES:
+            raise ValueError(f"keystore must be one of {', '.join(KEYSTORE_MODES)}")
         spec = self.server(server)
         key = pki.new_key(bits) if new_key else pki.load_key(self.key_path(server).read_bytes())
         not_before = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=age_days)
         der = pki.self_signed(
             key, spec.name, not_before, not_before + dt.timedelta(days=valid_days), signature_hash
         )
-        if new_key:
-            atomic_write(self.key_path(server), pki.key_pem(key))
-        atomic_write(self.certificate_path(server), pki.pem(der))
+        if keystore != "only":
+            if new_key:
+                atomic_write(self.key_path(server), pki.key_pem(key))
+            atomic_write(self.certificate_path(server), pki.pem(der))
+        if keystore != "skip":
+            self.write_keystore(server, key, der)
+
+    def write_keystore(self, server: str, key: rsa.RSAPrivateKey | None = None, der: bytes | None = None,
+                       password: str | None = None) -> Path:
+        """tomcat/etc/keystore.jks holding `key` and `der` (default: server.key and server.crt) under a password."""
+        key = key if key is not None else pki.load_key(self.key_path(server).read_bytes())
+        der = der if der is not None else self.certificate_der(server)
+        if password is not None:
+            self.state.extra["keystore_password"] = password
+            self.save()
+        path = self.keystore_path(server)
+        atomic_write(path, jks.write_jks("scm", key, [der], self.keystore_password))
+        return path
+
+    def served_pair(self, server: str, source: str = "apache") -> tuple[rsa.RSAPrivateKey, list[bytes]]:
+        """What a service loads when it starts: Apache's server.key and server.crt, or Tomcat's keystore."""
+        if source == "tomcat":
+            return jks.private_key_of(self.keystore_path(server).read_bytes(), self.keystore_password)
+        return pki.load_key(self.key_path(server).read_bytes()), [self.certificate_der(server)]
 
     # -- outbox -----------------------------------------------------------------------------
     def sylink_spec(self, group: GroupSpec, heartbeat_seconds: int | None = None) -> SyLinkSpec:

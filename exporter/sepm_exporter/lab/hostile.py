@@ -44,6 +44,21 @@ def random_bytes(size: int, seed: int = 7) -> bytes:
     return b"\x00" + bytes(rng.getrandbits(8) for _ in range(size - 1))
 
 
+def encrypted_pkcs12() -> bytes:
+    """A PKCS#12 as keytool and openssl write it by default: certificates encrypted under the password."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    from sepm_exporter.lab import pki
+
+    key = pki.weak_key(512)
+    now = dt.datetime.now(dt.UTC)
+    cert = x509.load_der_x509_certificate(pki.self_signed(key, "SEPM", now, now + dt.timedelta(days=1)))
+    return pkcs12.serialize_key_and_certificates(b"scm", key, cert, None, BestAvailableEncryption(b"lab-secret"))
+
+
 def truncated(data: bytes, fraction: float) -> bytes:
     """The first part of a file, as a reader sees it while the writer is half-way."""
     return data[: max(1, int(len(data) * fraction))]
@@ -76,6 +91,14 @@ PARTIAL_KINDS: dict[str, str] = {"corrupt-embedded-certificate": "bad_certificat
 
 # For server.crt rather than SyLink.xml.
 CERTIFICATE_KINDS: dict[str, str] = {"pem-garbage": "bad_certificate", "der-fragment": "bad_certificate"}
+
+# For tomcat/etc/keystore.jks: every one a file error with a reason, never a crash or a long parse.
+KEYSTORE_KINDS: dict[str, str] = {
+    "keystore-truncated": "bad_keystore",  # half a JKS: ends inside an entry
+    "keystore-entry-count": "bad_keystore",  # a JKS claiming 4 billion entries: refused by the cap
+    "keystore-noise": "bad_keystore",  # neither JKS nor PKCS#12
+    "keystore-pkcs12-encrypted": "keystore_encrypted",  # a PKCS#12 that hides its certificates under the password
+}
 
 # Damage done to the file system rather than to the bytes; the lab applies these itself.
 FS_KINDS: dict[str, str] = {
@@ -147,4 +170,12 @@ def payload(kind: str, valid: bytes) -> bytes:
             return PEM_GARBAGE
         case "der-fragment":
             return DER_FRAGMENT
+        case "keystore-truncated":
+            return truncated(valid, 0.5)
+        case "keystore-entry-count":
+            return valid[:8] + b"\xff\xff\xff\xff" + valid[12:]
+        case "keystore-noise":
+            return random_bytes(2048)
+        case "keystore-pkcs12-encrypted":
+            return encrypted_pkcs12()
     raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")

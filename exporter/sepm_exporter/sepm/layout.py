@@ -11,6 +11,7 @@ from pathlib import PurePath, PureWindowsPath
 
 SERVER_CERTIFICATE: tuple[str, ...] = ("apache", "conf", "ssl", "server.crt")
 SERVER_PRIVATE_KEY: tuple[str, ...] = ("apache", "conf", "ssl", "server.key")
+KEYSTORE: tuple[str, ...] = ("tomcat", "etc", "keystore.jks")  # Tomcat's copy (8443, 8446)
 OUTBOX_AGENT: tuple[str, ...] = ("data", "outbox", "agent")
 SYLINK_NAME = "SyLink.xml"
 INDEX2_NAME = "index2.xml"

@@ -29,6 +29,8 @@ class Reason(enum.StrEnum):
     BAD_GROUP_FOLDER = "bad_group_folder"  # an outbox folder whose name is not 32 hex digits
     DUPLICATE_CLIENT = "duplicate_client"  # a client name already published from another file
     BAD_STATE = "bad_state"  # the state file was corrupt, empty or from a future version
+    BAD_KEYSTORE = "bad_keystore"  # a keystore (JKS, PKCS#12) that is malformed, truncated or over a cap
+    KEYSTORE_ENCRYPTED = "keystore_encrypted"  # a PKCS#12 whose certificates are encrypted under its password
 
 
 class ParseError(Exception):

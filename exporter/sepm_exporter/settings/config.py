@@ -26,6 +26,22 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ProbeTarget:
+    """A TLS endpoint of a server to connect to: what its clients are actually served."""
+
+    host: str
+    port: int
+    server_name: str = ""  # SNI; defaults to host when host is a name
+    ca_file: Path | None = None  # validate the served leaf against these certificates
+
+    @property
+    def endpoint(self) -> str:
+        """The `endpoint` label: host:port as configured ([v6]:port for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """A SEPM install root as this host sees it."""
 
@@ -33,6 +49,7 @@ class ServerConfig:
     site: str
     root: Path
     certificates: tuple[Path, ...] = ()  # further certificate files, relative to root or absolute
+    probes: tuple[ProbeTarget, ...] = ()  # TLS endpoints to probe (443, 8443, 8446 are the usual ones)
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class Config:
     poll_interval: float = 5.0
     reconcile_interval: float = 300.0
     debounce: float = 0.2
+    probe_interval: float = 60.0
+    probe_timeout: float = 5.0
 
 
 _TOP_KEYS = {
@@ -71,7 +90,9 @@ _TOP_KEYS = {
     "state_file",
     "max_file_bytes",
     "watch",
+    "probe",
 }
+_PROBE_KEYS = {"interval", "timeout"}
 _WATCH_KEYS = {"mode", "poll_interval", "reconcile_interval", "debounce"}
 
 
@@ -123,7 +144,7 @@ def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
         if not isinstance(item, dict):
             problems.append(f"{where}: must be a mapping with name and root")
             continue
-        _unknown(item, {"name", "site", "root", "certificates"}, f"{where}.", problems)
+        _unknown(item, {"name", "site", "root", "certificates", "probes"}, f"{where}.", problems)
         name = _expect_str(item.get("name"), f"{where}.name", problems)
         site = _expect_str(item.get("site"), f"{where}.site", problems, required=False)
         root = _expect_str(item.get("root"), f"{where}.root", problems)
@@ -139,9 +160,53 @@ def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
                 text = _expect_str(path, f"{where}.certificates[{j}]", problems)
                 if text:
                     certificates.append(Path(text))
+        probes = _probes(item.get("probes", []), f"{where}.probes", problems)
         if name and root:
-            servers.append(ServerConfig(name=name, site=site, root=Path(root), certificates=tuple(certificates)))
+            servers.append(ServerConfig(name=name, site=site, root=Path(root), certificates=tuple(certificates),
+                                        probes=probes))
     return tuple(servers)
+
+
+def _endpoint(text: str, where: str, problems: list[str]) -> tuple[str, int] | None:
+    """`host:port` or `[v6]:port`."""
+    host, colon, port_text = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        problems.append(f"{where}: must be host:port with a port from 1 to 65535, got {text!r}")
+        return None
+    return host, int(port_text)
+
+
+def _probes(raw: Any, where: str, problems: list[str]) -> tuple[ProbeTarget, ...]:
+    """A list of `host:port`, or mappings with `endpoint` and optional `ca_file` and `server_name`."""
+    if not isinstance(raw, list):
+        problems.append(f"{where}: must be a list of host:port")
+        return ()
+    targets: list[ProbeTarget] = []
+    seen: set[str] = set()
+    for j, item in enumerate(raw):
+        at = f"{where}[{j}]"
+        ca_file: Path | None = None
+        server_name = ""
+        if isinstance(item, dict):
+            _unknown(item, {"endpoint", "ca_file", "server_name"}, f"{at}.", problems)
+            text = _expect_str(item.get("endpoint"), f"{at}.endpoint", problems)
+            ca_text = _expect_str(item.get("ca_file"), f"{at}.ca_file", problems, required=False)
+            ca_file = Path(ca_text) if ca_text else None
+            server_name = _expect_str(item.get("server_name"), f"{at}.server_name", problems, required=False)
+        else:
+            text = _expect_str(item, at, problems)
+        parsed = _endpoint(text, at, problems) if text else None
+        if parsed is None:
+            continue
+        target = ProbeTarget(parsed[0], parsed[1], server_name, ca_file)
+        if target.endpoint in seen:
+            problems.append(f"{at}: duplicate endpoint {target.endpoint}")
+            continue
+        seen.add(target.endpoint)
+        targets.append(target)
+    return tuple(targets)
 
 
 def _clients(raw: Any, problems: list[str]) -> tuple[tuple[ClientCollection, ...], tuple[ClientFile, ...]]:
@@ -246,6 +311,16 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
             value = _expect_number(watch[key], f"watch.{key}", problems, minimum)
             if value is not None:
                 kwargs[key] = value
+    probe = raw.get("probe", {})
+    if not isinstance(probe, dict):
+        problems.append("probe: must be a mapping")
+        probe = {}
+    _unknown(probe, _PROBE_KEYS, "probe.", problems)
+    for key, minimum in (("interval", 1.0), ("timeout", 0.1)):
+        if key in probe:
+            value = _expect_number(probe[key], f"probe.{key}", problems, minimum)
+            if value is not None:
+                kwargs[f"probe_{key}"] = value
     if not servers and not collections and not files and not mistyped:  # a mistyped key says more than this would
         problems.append("(top level): nothing to watch: give servers, clients, or both")
     if problems:
@@ -264,7 +339,11 @@ def _anchored(config: Config, base: Path) -> Config:
 
     return replace(
         config,
-        servers=tuple(replace(s, root=anchor(s.root)) for s in config.servers),
+        servers=tuple(
+            replace(s, root=anchor(s.root),
+                    probes=tuple(replace(p, ca_file=anchor(p.ca_file) if p.ca_file else None) for p in s.probes))
+            for s in config.servers
+        ),
         collections=tuple(ClientCollection(anchor(c.path)) for c in config.collections),
         client_files=tuple(ClientFile(f.name, anchor(f.file)) for f in config.client_files),
         state_file=anchor(config.state_file) if config.state_file is not None else None,

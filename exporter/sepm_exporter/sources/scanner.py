@@ -23,6 +23,7 @@ from typing import TypeVar
 from sepm_exporter.sepm import layout
 from sepm_exporter.sepm.certificate import CertificateFile, parse_certificate_file
 from sepm_exporter.sepm.index2 import Index2Facts, parse_index2
+from sepm_exporter.sepm.keystore import parse_keystore_file
 from sepm_exporter.sepm.reasons import ParseError, Reason
 from sepm_exporter.sepm.sylink import SyLinkFacts, parse_sylink
 from sepm_exporter.settings.config import ClientFile, Config, ServerConfig
@@ -229,6 +230,10 @@ class Scanner:
         self.files_read += 1
         return parse_certificate_file(data)
 
+    def _keystore(self, data: bytes) -> CertificateFile:
+        self.files_read += 1
+        return parse_keystore_file(data)
+
     # -- servers ----------------------------------------------------------------------------
     def scan_server(self, name: str) -> None:
         """The whole tree of one server: certificates and every group folder."""
@@ -270,6 +275,21 @@ class Scanner:
             state.certificates[label] = observe(path, label, self._certificate, previous, self.config.max_file_bytes)
             if state.certificates[label] is not previous:
                 self.changes.servers = True
+        self.scan_keystore(name)
+
+    def scan_keystore(self, name: str) -> None:
+        """Tomcat's keystore, a certificate file of the server when present (an install without it is no error)."""
+        state = self.inventory.servers[name]
+        label = "/".join(layout.KEYSTORE)
+        path = state.config.root.joinpath(*layout.KEYSTORE)
+        previous = state.certificates.get(label)
+        if not os.path.lexists(path):
+            if state.certificates.pop(label, None) is not None:
+                self.changes.servers = True
+            return
+        state.certificates[label] = observe(path, label, self._keystore, previous, self.config.max_file_bytes)
+        if state.certificates[label] is not previous:
+            self.changes.servers = True
 
     def scan_group(self, name: str, group_id: str) -> None:
         """One outbox folder; a folder without SyLink.xml is no group (yet)."""
