@@ -18,6 +18,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -41,9 +42,9 @@ Unit = tuple[str, ...]
 # (ours, and watchdog's own walk when it re-adds watches) then floods the kernel queue with two events
 # per file, the queue overflows, watchdog walks the tree again, and at 100,000 folders it never ends.
 EVENTS: tuple[type[FileSystemEvent], ...] = (
-    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileAttribEvent,
     DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
-)
+)  # FileAttribEvent: chmod/chown/touch, so a file made readable (or unreadable) is read again at once
 
 
 def filesystem_type(path: Path, mounts: str) -> str:
@@ -273,6 +274,7 @@ class Watcher:
                 apply(self.exporter, ready)
             except Exception:  # a bug in one re-read must not stop the watcher
                 log.exception("re-read failed; the reconciliation scan will retry")
+                self._failed()
 
     def _reconcile_loop(self) -> None:
         config = self.exporter.config
@@ -297,9 +299,19 @@ class Watcher:
                     self.exporter.full_scan()
                 except Exception:
                     log.exception("reconciliation scan failed")
+                    self._failed()
                 # After a root returns, a new watch starts asynchronously: scan once more soon after,
                 # so a change made while it started is not left for the next full reconciliation.
                 next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
+
+    def _failed(self) -> None:
+        """A whole scan failed: count it (events_total{kind="scan_failed"}) and publish what is known,
+        so the exposition says so instead of freezing silently."""
+        self.exporter.count_event("scan_failed")
+        try:
+            self.exporter.refresh()
+        except Exception:
+            log.exception("refresh after a failed scan failed")
 
     def _roots_changed(self) -> bool:
         inventory = self.exporter.scanner.inventory
