@@ -38,11 +38,10 @@ class Snapshot:
         self.stat = path.stat()
 
     def restore(self) -> None:
-        if self.path.is_symlink() or self.path.is_file():
-            self.path.chmod(0o644) if not self.path.is_symlink() else None
-            self.path.unlink()
-        elif self.path.is_dir():
+        if self.path.is_dir() and not self.path.is_symlink():
             shutil.rmtree(self.path)
+        elif os.path.lexists(self.path):  # a file, a link, a FIFO: never opened, only removed
+            self.path.unlink()
         self.path.write_bytes(self.data)
         os.utime(self.path, ns=(self.stat.st_atime_ns, self.stat.st_mtime_ns))
 

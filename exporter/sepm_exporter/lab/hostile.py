@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import random
 
@@ -56,6 +57,67 @@ def huge(size: int) -> bytes:
     return head + b"A" * max(0, size - len(head) - len(tail)) + tail
 
 
+def backtracking_entity(spaces: int = 2000) -> bytes:
+    """An unfinished entity declaration with a long run of blanks: a backtracking regex spent minutes here."""
+    return b"<!DOCTYPE x [<!ENTITY" + b" " * spaces + b"x"
+
+
+def many_attributes(count: int = 100_000) -> bytes:
+    """A root element with 100,000 attributes (about 1 MB): canonicalising it took a minute."""
+    attributes = b" ".join(b'a%d="1"' % i for i in range(count))
+    return b'<?xml version="1.0"?>\n<ServerSettings ' + attributes + b"/>\n"
+
+
+def many_certificates(count: int = 100_000) -> bytes:
+    """100,000 empty embedded certificates (1.4 MB): one log line and one error count each, once."""
+    body = b"<Certificate/>" * count
+    return b'<?xml version="1.0"?>\n<ServerSettings><ServerCertList>' + body + b"</ServerCertList></ServerSettings>\n"
+
+
+def deep_nesting(depth: int = 100_000) -> bytes:
+    """Elements nested 100,000 deep: past libxml2's depth limit, refused as malformed."""
+    return b"<ServerSettings>" + b"<a>" * depth + b"</a>" * depth + b"</ServerSettings>"
+
+
+def huge_number(valid: bytes, digits: int = 401) -> bytes:
+    """The heartbeat and randomization range as 401-digit numbers: they do not fit a float."""
+    out = valid
+    for name in (b"PullHeartbeatSeconds", b"PushHeartbeatSeconds", b"RandomizationRange"):
+        at = out.find(name + b'="')
+        if at >= 0:
+            start = at + len(name) + 2
+            out = out[:start] + b"9" * digits + out[out.index(b'"', start):]
+    return out
+
+
+def invalid_version(der: bytes) -> bytes:
+    """One byte flipped: the version field says v8, and cryptography raises a class of its own for it."""
+    at = der.index(b"\xa0\x03\x02\x01") + 4
+    return der[:at] + b"\x07" + der[at + 1:]
+
+
+def embedded_invalid_version(valid: bytes) -> bytes:
+    """A SyLink.xml whose first embedded certificate has a flipped version byte; still base64."""
+    start = valid.index(b">", valid.index(b"<Certificate ")) + 1
+    end = valid.index(b"</Certificate>", start)
+    der = base64.b64decode(b"".join(valid[start:end].replace(b"&#13;", b"").split()))
+    return valid[:start] + base64.b64encode(invalid_version(der)) + valid[end:]
+
+
+def pem_invalid_version(valid: bytes) -> bytes:
+    """server.crt (PEM) with the leaf's version byte flipped."""
+    begin = valid.index(b"-----BEGIN CERTIFICATE-----") + len(b"-----BEGIN CERTIFICATE-----")
+    end = valid.index(b"-----END CERTIFICATE-----", begin)
+    der = invalid_version(base64.b64decode(b"".join(valid[begin:end].split())))
+    return valid[:begin] + b"\n" + base64.encodebytes(der) + valid[end:]
+
+
+def pem_begin_flood(size: int = 280_000) -> bytes:
+    """server.crt as BEGIN lines and nothing else: a lazy regex scanned the rest of the file from each one."""
+    line = b"-----BEGIN CERTIFICATE-----\n"
+    return line * (size // len(line))
+
+
 KINDS: dict[str, str] = {
     "billion-laughs": "entity_expansion",
     "external-entity": "external_entity",
@@ -69,19 +131,35 @@ KINDS: dict[str, str] = {
     "wrong-encoding": "bad_encoding",
     "not-sylink": "not_sylink",
     "huge-64m": "too_large",
+    "backtracking-entity": "entity_expansion",
+    "many-attributes": "too_complex",
+    "many-certificates": "too_complex",
+    "deep-nesting": "malformed_xml",
 }
 
 # A SyLink.xml that still parses, with one embedded certificate broken: a problem, not a failure.
-PARTIAL_KINDS: dict[str, str] = {"corrupt-embedded-certificate": "bad_certificate"}
+PARTIAL_KINDS: dict[str, str] = {
+    "corrupt-embedded-certificate": "bad_certificate",
+    "embedded-invalid-version": "bad_certificate",
+    "huge-number": "bad_number",
+}
 
 # For server.crt rather than SyLink.xml.
-CERTIFICATE_KINDS: dict[str, str] = {"pem-garbage": "bad_certificate", "der-fragment": "bad_certificate"}
+CERTIFICATE_KINDS: dict[str, str] = {
+    "pem-garbage": "bad_certificate",
+    "der-fragment": "bad_certificate",
+    "pem-invalid-version": "bad_certificate",
+    "pem-begin-flood": "bad_certificate",
+}
 
 # Damage done to the file system rather than to the bytes; the lab applies these itself.
 FS_KINDS: dict[str, str] = {
     "symlink-loop": "symlink_loop",
     "directory": "not_a_file",
     "unreadable": "unreadable",
+    "fifo": "not_a_file",  # a named pipe: opening it for reading would wait for a writer forever
+    "link-outside": "outside_root",  # a link to a file outside the watched root (think /etc/shadow)
+    "link-to-key": "outside_root",  # a link to the server's private key
 }
 
 # Valid re-encodings of a SyLink.xml: each must give the same canonical hash as the original.
@@ -147,4 +225,20 @@ def payload(kind: str, valid: bytes) -> bytes:
             return PEM_GARBAGE
         case "der-fragment":
             return DER_FRAGMENT
+        case "backtracking-entity":
+            return backtracking_entity()
+        case "many-attributes":
+            return many_attributes()
+        case "many-certificates":
+            return many_certificates()
+        case "deep-nesting":
+            return deep_nesting()
+        case "huge-number":
+            return huge_number(valid)
+        case "embedded-invalid-version":
+            return embedded_invalid_version(valid)
+        case "pem-invalid-version":
+            return pem_invalid_version(valid)
+        case "pem-begin-flood":
+            return pem_begin_flood()
     raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")
