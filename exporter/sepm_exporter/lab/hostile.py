@@ -242,3 +242,44 @@ def payload(kind: str, valid: bytes) -> bytes:
         case "pem-begin-flood":
             return pem_begin_flood()
     raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+
+
+MUTATIONS = ("bit-flips", "truncation", "repeated-fragment", "huge-number", "spliced")
+
+
+def mutate(valid: bytes, seed: int, how: str | None = None) -> bytes:
+    """A real file damaged at random (reproducibly, by `seed`): what a fuzzer feeds the parsers.
+
+    Bit flips anywhere, a truncation, a fragment repeated many times (the shape that finds
+    superlinear code), every number swapped for a 401-digit one, or two slices of the file joined.
+    """
+    rng = random.Random(seed)
+    how = how if how is not None else rng.choice(MUTATIONS)
+    data = bytearray(valid)
+    match how:
+        case "bit-flips":
+            for _ in range(rng.randint(1, 8)):
+                if data:
+                    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            return bytes(data)
+        case "truncation":
+            return bytes(data[: rng.randrange(len(data) + 1)])
+        case "repeated-fragment":
+            start = rng.randrange(len(data) + 1)
+            fragment = bytes(data[start: start + rng.randint(1, 64)])
+            return bytes(data[:start]) + fragment * rng.randint(2, 20_000 // max(1, len(fragment))) + bytes(data[start:])
+        case "huge-number":
+            out, run = bytearray(), bytearray()
+            for byte in data + b" ":
+                if 0x30 <= byte <= 0x39:
+                    run.append(byte)
+                    continue
+                out += b"9" * 401 if run and rng.random() < 0.5 else run
+                run.clear()
+                out.append(byte)
+            return bytes(out[:-1])
+        case "spliced":
+            a, b = sorted(rng.randrange(len(data) + 1) for _ in range(2))
+            c = rng.randrange(len(data) + 1)
+            return bytes(data[:a]) + bytes(data[c:]) + bytes(data[a:b])
+    raise ValueError(f"unknown mutation {how!r}; known: {', '.join(MUTATIONS)}")
