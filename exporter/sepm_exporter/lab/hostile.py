@@ -283,3 +283,32 @@ def mutate(valid: bytes, seed: int, how: str | None = None) -> bytes:
             c = rng.randrange(len(data) + 1)
             return bytes(data[:a]) + bytes(data[c:]) + bytes(data[a:b])
     raise ValueError(f"unknown mutation {how!r}; known: {', '.join(MUTATIONS)}")
+
+
+def padded_valid(valid: bytes, size: int) -> bytes:
+    """A valid SyLink.xml of (about) `size` bytes: more servers in the list, as a big site would have.
+
+    The baseline for "how much slower is a hostile file than a valid one of the same size". Past
+    the tree caps the padded file is itself refused (too_complex), as a real one would be.
+    """
+    close = valid.find(b"</ServerPriorityBlock>")
+    if close < 0 or size <= len(valid):
+        return valid
+    lines = []
+    total = len(valid)
+    index = 0
+    while total < size:
+        line = (b'        <Server Address="10.%d.%d.%d" HttpPort="80" HttpsPort="443" HttpsVerifyCA="0" '
+                b'VerifySignatures="1"/>\n' % (index >> 16 & 255, index >> 8 & 255, index & 255))
+        lines.append(line)
+        total += len(line)
+        index += 1
+    return valid[:close] + b"".join(lines) + valid[close:]
+
+
+def padded_pem(valid: bytes, size: int) -> bytes:
+    """A valid PEM file of (about) `size` bytes: explanatory text before the block, as OpenSSL writes."""
+    if size <= len(valid):
+        return valid
+    line = b"Certificate: text that openssl x509 -text puts before the block; readers skip it\n"
+    return line * ((size - len(valid)) // len(line) + 1) + valid
