@@ -64,17 +64,40 @@ def refuse_outside(path: str, root: str | None) -> None:
     """ParseError (outside_root) when `path` resolves out of `root`, or to a private key wherever it is.
 
     `root` None means a path the operator configured by name: followed wherever it leads, except
-    to a key. Resolving costs a stat per path component, so only the careful path calls this;
-    the cold-scan fast path opens with O_NOFOLLOW and leaves links to it.
+    to a key. Only the careful path calls this (the cold-scan fast path opens with O_NOFOLLOW and
+    leaves links to it), and it resolves only when a component below the root is a link: a client
+    file costs two lstat calls, not one per component from `/`.
     """
+    if root is not None and os.path.basename(path).lower() not in PRIVATE_KEY_NAMES and not _links_below(path, root):
+        return
     real = os.path.realpath(path)
     if os.path.basename(real).lower() in PRIVATE_KEY_NAMES:
         raise ParseError(Reason.OUTSIDE_ROOT, "resolves to a private key; never opened")
     if root is None:
         return
     base = os.path.realpath(root)
-    if os.path.commonpath([base, real]) != base:
+    try:
+        inside = os.path.commonpath([base, real]) == base
+    except ValueError:  # another drive (Windows): outside by definition
+        inside = False
+    if not inside:
         raise ParseError(Reason.OUTSIDE_ROOT, "a link that leads out of the watched root; not followed")
+
+
+def _links_below(path: str, root: str) -> bool:
+    """True when a component of `path` below `root` is a link (or `path` is not below `root` at all)."""
+    try:
+        relative = os.path.relpath(path, root)
+    except ValueError:
+        return True
+    if relative == os.curdir or relative.startswith(os.pardir):
+        return True
+    current = root
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return True
+    return False
 
 
 def read_capped(path: str | Path, max_bytes: int, size_hint: int = -1) -> bytes:
