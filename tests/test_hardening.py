@@ -332,3 +332,36 @@ def test_check_escapes_control_characters_from_names() -> None:
     assert "\x1b" not in text and "\\x1b[2J" in text
     assert "\n  OK forged" not in text and text.count("\n") == 4  # Servers, the server, Clients, Findings
 
+
+
+# -- whole commands ----------------------------------------------------------------------------------
+
+def test_a_cold_scan_with_a_fifo_among_the_clients_finishes(lab: estate.Lab) -> None:
+    """The read-ahead thread opened the FIFO before checking its type and waited for a writer forever."""
+    import threading
+
+    lab.write_hostile("fifo", lab.client_path("WS-0002"))
+    exporter = Exporter(load_config(lab.config_path))
+    scan = threading.Thread(target=exporter.full_scan, daemon=True)
+    scan.start()
+    scan.join(timeout=10)
+    assert not scan.is_alive(), "the cold scan hangs on a FIFO"
+    (error,) = find(exporter.exposition, "sepm_exporter_file_error", client="WS-0002")
+    assert error[0]["reason"] == "not_a_file"
+
+
+def test_metrics_command_survives_what_made_it_exit_1(lab: estate.Lab) -> None:
+    """An invalid certificate version (server.crt and embedded), 401-digit numbers and a FIFO at once."""
+    import subprocess
+    import sys
+
+    lab.write_hostile("pem-invalid-version", lab.certificate_path("SEPM2"))
+    lab.write_hostile("embedded-invalid-version", lab.client_path("WS-0001"))
+    lab.write_hostile("huge-number", lab.sylink_path("SEPM1", lab.state.groups[0].group_id))
+    lab.write_hostile("fifo", lab.client_path("WS-0003"))
+    result = subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path)],
+                            capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    assert b"Traceback" not in result.stderr
+    reasons = {e[0]["reason"] for e in find(result.stdout, "sepm_exporter_file_error")}
+    assert reasons == {"bad_certificate", "bad_number", "not_a_file"}
