@@ -544,3 +544,27 @@ def test_folders_that_are_links_or_not_utf8(big_lab: estate.Lab,
     folder.unlink()
     for raw in (b"bad\xffutf8", b"bad\xfeutf8"):
         shutil.rmtree(os.fsdecode(root + b"/" + raw))
+
+
+def test_fifos_at_start_and_in_poll_mode_never_freeze_serve(lab: estate.Lab, tmp_path: Path) -> None:
+    """A FIFO at start kept /-/ready at 503 for good; one added in poll mode froze /metrics; SIGINT was ignored."""
+    lab.write_hostile("fifo", lab.client_path("WS-0001"))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+         "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode", "poll", "--watch.poll-interval", "0.2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: get(base + "/-/ready"), timeout=30)
+        assert find(_timed_scrape(base), "sepm_exporter_file_error", client="WS-0001", reason="not_a_file")
+        lab.write_hostile("fifo", lab.client_path("WS-0002"))
+        wait_for(lambda: find(_timed_scrape(base), "sepm_exporter_file_error", client="WS-0002",
+                              reason="not_a_file") or None, timeout=15)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) in (0, -signal.SIGINT, 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
