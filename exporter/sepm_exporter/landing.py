@@ -184,7 +184,8 @@ def _totals(counts: dict[tuple[str, str], int]) -> dict[str, int]:
 
 def _document(title: str, body: str) -> bytes:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>").encode()
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>"
+            ).encode("utf-8", errors="backslashreplace")  # a folder name that is not UTF-8 must not empty the page
 
 
 def _header(exporter: Exporter, report: Report, telemetry_path: str, now: float) -> str:

@@ -90,6 +90,7 @@ class Exporter:
             self.history, problem = history_module.load(config.state_file)
             if problem is not None:
                 self._set_aside(config.state_file, problem)
+            history_module.prune(self.history, (server.name for server in config.servers))
         self.scan_duration = 0.0
         self.last_scan = 0.0
         self.ready = False  # /-/ready: set once the first scan's results are published
@@ -108,6 +109,7 @@ class Exporter:
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
+        self._pool_limit = 1024  # the pool only interns: rebuilt from live verdicts when it doubles
         self._verdict_memo: dict[tuple[str, frozenset[str]], ClientVerdict] = {}  # valid for one index
 
     @property
@@ -240,6 +242,9 @@ class Exporter:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
                 self._index, self._key_set = index, key_set
                 self._verdict_memo = {}
+                if len(self._verdict_pool) > self._pool_limit:  # a bounded pool: verdicts no client holds go
+                    self._verdict_pool = {v: v for v in self.derived.verdicts.values()}
+                    self._pool_limit = max(1024, 2 * len(self._verdict_pool))
                 self.derived.replica_mismatch = replica_mismatch(copies)
                 self.derived.key_match = server_key_match(inventory, keys)
                 self._set_families(server_metrics.samples(inventory, self.history))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +19,9 @@ from sepm_exporter.settings.webconfig import WebConfig
 
 log = logging.getLogger("sepm_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HANDSHAKE_TIMEOUT = 10.0  # a TLS client that says nothing for this long is dropped
+IDLE_TIMEOUT = 30.0  # a connection that sends no complete request for this long is dropped
+LISTEN_BACKLOG = 128  # the kernel's usual somaxconn; 5 made a burst of connects wait for SYN retries
 
 
 def landing_page(exporter: Exporter, telemetry_path: str) -> bytes:
@@ -30,9 +35,18 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sepm-exporter"
+        timeout = IDLE_TIMEOUT  # slowloris: a connection trickling a request is cut, its thread freed
+        # An unparsable request line is answered with a status line (400, 414, 505), not in HTTP/0.9
+        # style, where the error page is sent bare and a client cannot tell it from content.
+        default_request_version = "HTTP/1.0"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            log.debug("http request", extra={"path": self.path})
+            # `path` is not set yet when the request line itself was refused (400, 414, 505).
+            log.debug("http request", extra={"path": getattr(self, "path", ""), "detail": format % args})
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The standard phrase only: the stdlib's message quotes the client's bytes into the status line."""
+            super().send_error(code, None, None)
 
         def _wants_gzip(self) -> bool:
             return "gzip" in self.headers.get("Accept-Encoding", "")
@@ -101,24 +115,50 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class _Server(ThreadingHTTPServer):
+    """The stdlib server with the TLS handshake moved into each connection's own thread.
+
+    Wrapping the listening socket makes `accept` do the handshake in the one accepting thread, with
+    no timeout: one client that connects and says nothing stops every scrape. Here the accepting
+    thread only accepts; the handshake runs where the request runs, bounded by HANDSHAKE_TIMEOUT.
+    """
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as exc:  # ssl.SSLError and socket.timeout are OSErrors
+            log.debug("tls handshake failed", extra={"detail": type(exc).__name__})
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line in the log format instead of a raw traceback on stderr (a reset, a bad client)."""
+        log.debug("http connection failed", extra={"detail": repr(client_address)}, exc_info=True)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class WebServer:
     """A threaded server, with TLS when configured; `close` stops it."""
 
     def __init__(self, exporter: Exporter, web: WebConfig, listen: str, telemetry_path: str) -> None:
         host, port = parse_listen_address(listen)
         handler = make_handler(exporter, web, telemetry_path)
-        server_class = ThreadingHTTPServer
-        if ":" in host:
-            import socket
-
-            class V6(ThreadingHTTPServer):
-                address_family = socket.AF_INET6
-
-            server_class = V6
-        self.httpd = server_class((host, port), handler)
-        self.httpd.daemon_threads = True
-        if web.tls is not None:
-            self.httpd.socket = web.tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd: _Server = (_Server6 if ":" in host else _Server)((host, port), handler)
+        self.httpd.tls = web.tls
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     @property

@@ -8,7 +8,9 @@ client be told "stale" (it holds an earlier version) apart from "unmatched" (it 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,12 @@ from sepm_exporter.sepm.certificate import CertificateFacts
 
 STATE_VERSION = 1
 MAX_GROUP_VERSIONS = 16
+# Bounds: a state file is read whole at start, so its size is capped before it is read. 100,000
+# groups of 16 versions is far past any SEPM site and still a few tens of MB.
+MAX_STATE_BYTES = 64 * 1024 * 1024
+MAX_GROUPS = 100_000
+MAX_KEY_BITS = 65_536
+_MAX_NUMBER_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -85,10 +93,39 @@ class StateFileError(Exception):
     """The state file could not be used; the exporter starts afresh and says so."""
 
 
+def _int(text: str) -> int:
+    """json's int hook: a 5,000-digit integer is refused before it is built."""
+    if len(text) > _MAX_NUMBER_DIGITS:
+        raise ValueError("integer too long")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    """json's float hook: `1e400` would be inf, and inf reaches int() and timestamps later."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def _finite(raw: Any) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
 def _key(raw: Any) -> KeyRecord | None:
     if raw is None:
         return None
-    return KeyRecord(str(raw["public_key_sha256"]), str(raw["signature_hash"]), int(raw["key_bits"]))
+    bits = raw["key_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int | float) or not 0 <= bits <= MAX_KEY_BITS:
+        raise ValueError("key_bits out of range")
+    return KeyRecord(str(raw["public_key_sha256"]), str(raw["signature_hash"]), int(bits))
 
 
 def decode(text: str) -> History:
@@ -96,9 +133,11 @@ def decode(text: str) -> History:
     if not text.strip():
         raise StateFileError("state file is empty")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise StateFileError(f"state file is not JSON (line {exc.lineno})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # huge numbers, 100,000 nested brackets
+        raise StateFileError(f"state file is not usable JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise StateFileError("state file is not a JSON object")
     version = raw.get("version")
@@ -109,17 +148,42 @@ def decode(text: str) -> History:
             str(name): ServerHistory(
                 current=_key(entry.get("current")),
                 previous=_key(entry.get("previous")),
-                changed_at=float(entry["changed_at"]) if entry.get("changed_at") is not None else None,
+                changed_at=_finite(entry["changed_at"]) if entry.get("changed_at") is not None else None,
             )
             for name, entry in raw.get("servers", {}).items()
         }
         groups = {
-            str(group): [GroupVersion(str(v["canonical_sha256"]), float(v["first_seen"])) for v in versions]
+            str(group): [GroupVersion(str(v["canonical_sha256"]), _finite(v["first_seen"]))
+                         for v in versions[-MAX_GROUP_VERSIONS:]]
             for group, versions in raw.get("groups", {}).items()
         }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise StateFileError(f"state file has an unexpected shape ({type(exc).__name__})") from None
-    return History(servers=servers, groups=groups)
+    history = History(servers=servers, groups=groups)
+    bound(history)
+    return history
+
+
+def bound(history: History) -> None:
+    """Keep the newest MAX_GROUPS groups: the file's size stays bounded whatever it was given."""
+    if len(history.groups) <= MAX_GROUPS:
+        return
+    newest = sorted(history.groups, key=lambda g: max((v.first_seen for v in history.groups[g]), default=0.0))
+    for group in newest[:-MAX_GROUPS]:
+        del history.groups[group]
+
+
+def prune(history: History, servers: Iterable[str]) -> int:
+    """Forget servers that are not configured any more; how many were dropped.
+
+    Their key history cannot be published (no series carries an unknown server) and would only
+    grow the file at every save.
+    """
+    known = set(servers)
+    gone = [name for name in history.servers if name not in known]
+    for name in gone:
+        del history.servers[name]
+    return len(gone)
 
 
 def encode(history: History) -> str:
@@ -130,6 +194,9 @@ def encode(history: History) -> str:
 def load(path: Path) -> tuple[History, str | None]:
     """The history and, when the file was unusable, why (reported, never fatal)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_STATE_BYTES:
+            return History(), f"state file is {size} bytes, over the {MAX_STATE_BYTES}-byte cap"
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return History(), None
@@ -139,6 +206,8 @@ def load(path: Path) -> tuple[History, str | None]:
         return decode(text), None
     except StateFileError as exc:
         return History(), str(exc)
+    except Exception as exc:  # anything unforeseen: start afresh and set the file aside, never crash
+        return History(), f"state file not usable ({type(exc).__name__})"
 
 
 def save(path: Path, history: History) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from sepm_exporter.judge.clients import ClientStatus
 from sepm_exporter.judge.findings import Finding, ServerLine
 
+# C0, DEL and C1 controls spelled out: a client folder named "x\n  OK ..." must not forge a line,
+# nor ESC sequences drive the terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
 
 def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tuple[str, str], int]) -> str:
     out = ["Servers:"]
@@ -23,4 +27,4 @@ def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tu
     out.append("Findings:" if found else "Findings: none")
     for finding in found:
         out.append(f"  {finding.severity.name:<8} {finding.subject}: {finding.message}")
-    return "\n".join(out) + "\n"
+    return "\n".join(line.translate(_CONTROLS) for line in out) + "\n"

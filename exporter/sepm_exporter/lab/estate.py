@@ -317,8 +317,31 @@ class Lab:
             target.unlink()
         if kind == "symlink-loop":
             target.symlink_to(target.name)  # a link to itself
+        elif kind == "fifo":
+            os.mkfifo(target)
+        elif kind == "link-outside":
+            target.symlink_to(self.outside_file())
+        elif kind == "link-to-key":
+            target.symlink_to(self.key_path(self.state.servers[0].name))
         else:
             target.mkdir()
+
+    def outside_file(self) -> Path:
+        """A readable file outside every watched root, standing in for /etc/shadow."""
+        path = self.directory / "outside" / "secret.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("not for the exporter\n", encoding="utf-8")
+        return path
+
+    def link_client_folder_outside(self, client: str) -> Path:
+        """The client's folder swapped for a link to a folder outside the share holding a good copy."""
+        folder = self.client_path(client).parent
+        outside = self.directory / "outside" / client
+        outside.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.client_path(client), outside / layout.SYLINK_NAME)
+        shutil.rmtree(folder)
+        folder.symlink_to(outside, target_is_directory=True)
+        return folder
 
     def write_variant(self, kind: str, target: Path) -> None:
         """Rewrite a SyLink.xml as another valid encoding (`hostile.VARIANTS`), keeping its mtime."""

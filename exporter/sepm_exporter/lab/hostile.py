@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import random
 
@@ -71,6 +72,67 @@ def huge(size: int) -> bytes:
     return head + b"A" * max(0, size - len(head) - len(tail)) + tail
 
 
+def backtracking_entity(spaces: int = 2000) -> bytes:
+    """An unfinished entity declaration with a long run of blanks: a backtracking regex spent minutes here."""
+    return b"<!DOCTYPE x [<!ENTITY" + b" " * spaces + b"x"
+
+
+def many_attributes(count: int = 100_000) -> bytes:
+    """A root element with 100,000 attributes (about 1 MB): canonicalising it took a minute."""
+    attributes = b" ".join(b'a%d="1"' % i for i in range(count))
+    return b'<?xml version="1.0"?>\n<ServerSettings ' + attributes + b"/>\n"
+
+
+def many_certificates(count: int = 100_000) -> bytes:
+    """100,000 empty embedded certificates (1.4 MB): one log line and one error count each, once."""
+    body = b"<Certificate/>" * count
+    return b'<?xml version="1.0"?>\n<ServerSettings><ServerCertList>' + body + b"</ServerCertList></ServerSettings>\n"
+
+
+def deep_nesting(depth: int = 100_000) -> bytes:
+    """Elements nested 100,000 deep: past libxml2's depth limit, refused as malformed."""
+    return b"<ServerSettings>" + b"<a>" * depth + b"</a>" * depth + b"</ServerSettings>"
+
+
+def huge_number(valid: bytes, digits: int = 401) -> bytes:
+    """The heartbeat and randomization range as 401-digit numbers: they do not fit a float."""
+    out = valid
+    for name in (b"PullHeartbeatSeconds", b"PushHeartbeatSeconds", b"RandomizationRange"):
+        at = out.find(name + b'="')
+        if at >= 0:
+            start = at + len(name) + 2
+            out = out[:start] + b"9" * digits + out[out.index(b'"', start):]
+    return out
+
+
+def invalid_version(der: bytes) -> bytes:
+    """One byte flipped: the version field says v8, and cryptography raises a class of its own for it."""
+    at = der.index(b"\xa0\x03\x02\x01") + 4
+    return der[:at] + b"\x07" + der[at + 1:]
+
+
+def embedded_invalid_version(valid: bytes) -> bytes:
+    """A SyLink.xml whose first embedded certificate has a flipped version byte; still base64."""
+    start = valid.index(b">", valid.index(b"<Certificate ")) + 1
+    end = valid.index(b"</Certificate>", start)
+    der = base64.b64decode(b"".join(valid[start:end].replace(b"&#13;", b"").split()))
+    return valid[:start] + base64.b64encode(invalid_version(der)) + valid[end:]
+
+
+def pem_invalid_version(valid: bytes) -> bytes:
+    """server.crt (PEM) with the leaf's version byte flipped."""
+    begin = valid.index(b"-----BEGIN CERTIFICATE-----") + len(b"-----BEGIN CERTIFICATE-----")
+    end = valid.index(b"-----END CERTIFICATE-----", begin)
+    der = invalid_version(base64.b64decode(b"".join(valid[begin:end].split())))
+    return valid[:begin] + b"\n" + base64.encodebytes(der) + valid[end:]
+
+
+def pem_begin_flood(size: int = 280_000) -> bytes:
+    """server.crt as BEGIN lines and nothing else: a lazy regex scanned the rest of the file from each one."""
+    line = b"-----BEGIN CERTIFICATE-----\n"
+    return line * (size // len(line))
+
+
 KINDS: dict[str, str] = {
     "billion-laughs": "entity_expansion",
     "external-entity": "external_entity",
@@ -84,13 +146,26 @@ KINDS: dict[str, str] = {
     "wrong-encoding": "bad_encoding",
     "not-sylink": "not_sylink",
     "huge-64m": "too_large",
+    "backtracking-entity": "entity_expansion",
+    "many-attributes": "too_complex",
+    "many-certificates": "too_complex",
+    "deep-nesting": "malformed_xml",
 }
 
 # A SyLink.xml that still parses, with one embedded certificate broken: a problem, not a failure.
-PARTIAL_KINDS: dict[str, str] = {"corrupt-embedded-certificate": "bad_certificate"}
+PARTIAL_KINDS: dict[str, str] = {
+    "corrupt-embedded-certificate": "bad_certificate",
+    "embedded-invalid-version": "bad_certificate",
+    "huge-number": "bad_number",
+}
 
 # For server.crt rather than SyLink.xml.
-CERTIFICATE_KINDS: dict[str, str] = {"pem-garbage": "bad_certificate", "der-fragment": "bad_certificate"}
+CERTIFICATE_KINDS: dict[str, str] = {
+    "pem-garbage": "bad_certificate",
+    "der-fragment": "bad_certificate",
+    "pem-invalid-version": "bad_certificate",
+    "pem-begin-flood": "bad_certificate",
+}
 
 # For tomcat/etc/keystore.jks: every one a file error with a reason, never a crash or a long parse.
 KEYSTORE_KINDS: dict[str, str] = {
@@ -105,6 +180,9 @@ FS_KINDS: dict[str, str] = {
     "symlink-loop": "symlink_loop",
     "directory": "not_a_file",
     "unreadable": "unreadable",
+    "fifo": "not_a_file",  # a named pipe: opening it for reading would wait for a writer forever
+    "link-outside": "outside_root",  # a link to a file outside the watched root (think /etc/shadow)
+    "link-to-key": "outside_root",  # a link to the server's private key
 }
 
 # Valid re-encodings of a SyLink.xml: each must give the same canonical hash as the original.
@@ -178,4 +256,90 @@ def payload(kind: str, valid: bytes) -> bytes:
             return random_bytes(2048)
         case "keystore-pkcs12-encrypted":
             return encrypted_pkcs12()
+        case "backtracking-entity":
+            return backtracking_entity()
+        case "many-attributes":
+            return many_attributes()
+        case "many-certificates":
+            return many_certificates()
+        case "deep-nesting":
+            return deep_nesting()
+        case "huge-number":
+            return huge_number(valid)
+        case "embedded-invalid-version":
+            return embedded_invalid_version(valid)
+        case "pem-invalid-version":
+            return pem_invalid_version(valid)
+        case "pem-begin-flood":
+            return pem_begin_flood()
     raise ValueError(f"unknown hostile kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+
+
+MUTATIONS = ("bit-flips", "truncation", "repeated-fragment", "huge-number", "spliced")
+
+
+def mutate(valid: bytes, seed: int, how: str | None = None) -> bytes:
+    """A real file damaged at random (reproducibly, by `seed`): what a fuzzer feeds the parsers.
+
+    Bit flips anywhere, a truncation, a fragment repeated many times (the shape that finds
+    superlinear code), every number swapped for a 401-digit one, or two slices of the file joined.
+    """
+    rng = random.Random(seed)
+    how = how if how is not None else rng.choice(MUTATIONS)
+    data = bytearray(valid)
+    match how:
+        case "bit-flips":
+            for _ in range(rng.randint(1, 8)):
+                if data:
+                    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            return bytes(data)
+        case "truncation":
+            return bytes(data[: rng.randrange(len(data) + 1)])
+        case "repeated-fragment":
+            start = rng.randrange(len(data) + 1)
+            fragment = bytes(data[start: start + rng.randint(1, 64)])
+            return bytes(data[:start]) + fragment * rng.randint(2, 20_000 // max(1, len(fragment))) + bytes(data[start:])
+        case "huge-number":
+            out, run = bytearray(), bytearray()
+            for byte in data + b" ":
+                if 0x30 <= byte <= 0x39:
+                    run.append(byte)
+                    continue
+                out += b"9" * 401 if run and rng.random() < 0.5 else run
+                run.clear()
+                out.append(byte)
+            return bytes(out[:-1])
+        case "spliced":
+            a, b = sorted(rng.randrange(len(data) + 1) for _ in range(2))
+            c = rng.randrange(len(data) + 1)
+            return bytes(data[:a]) + bytes(data[c:]) + bytes(data[a:b])
+    raise ValueError(f"unknown mutation {how!r}; known: {', '.join(MUTATIONS)}")
+
+
+def padded_valid(valid: bytes, size: int) -> bytes:
+    """A valid SyLink.xml of (about) `size` bytes: more servers in the list, as a big site would have.
+
+    The baseline for "how much slower is a hostile file than a valid one of the same size". Past
+    the tree caps the padded file is itself refused (too_complex), as a real one would be.
+    """
+    close = valid.find(b"</ServerPriorityBlock>")
+    if close < 0 or size <= len(valid):
+        return valid
+    lines = []
+    total = len(valid)
+    index = 0
+    while total < size:
+        line = (b'        <Server Address="10.%d.%d.%d" HttpPort="80" HttpsPort="443" HttpsVerifyCA="0" '
+                b'VerifySignatures="1"/>\n' % (index >> 16 & 255, index >> 8 & 255, index & 255))
+        lines.append(line)
+        total += len(line)
+        index += 1
+    return valid[:close] + b"".join(lines) + valid[close:]
+
+
+def padded_pem(valid: bytes, size: int) -> bytes:
+    """A valid PEM file of (about) `size` bytes: explanatory text before the block, as OpenSSL writes."""
+    if size <= len(valid):
+        return valid
+    line = b"Certificate: text that openssl x509 -text puts before the block; readers skip it\n"
+    return line * ((size - len(valid)) // len(line) + 1) + valid

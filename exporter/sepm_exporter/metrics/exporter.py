@@ -12,7 +12,7 @@ from sepm_exporter.sources.inventory import Inventory
 from sepm_exporter.sources.scanner import RootScan
 
 ROOT = ("server", "client_root")
-EVENT_KINDS = ("created", "modified", "deleted", "moved", "overflow", "reconcile")
+EVENT_KINDS = ("created", "modified", "deleted", "moved", "overflow", "reconcile", "scan_failed")
 
 FAMILIES: tuple[Family, ...] = (
     Family("sepm_exporter_build_info", "gauge", ("version",), "The exporter's version; the value is 1."),

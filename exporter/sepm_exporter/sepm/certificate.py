@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -12,12 +11,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from sepm_exporter.sepm.reasons import ParseError, Reason
+from sepm_exporter.sepm.reasons import ParseError, Reason, only_parse_errors
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s+(.*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----",
-    re.DOTALL,
-)
+_BEGIN = b"-----BEGIN "
+_END = b"-----END "
+_CERTIFICATE_LABELS = (b"CERTIFICATE-----", b"X509 CERTIFICATE-----", b"TRUSTED CERTIFICATE-----")
+MAX_CERTIFICATES = 64  # a server.crt is a leaf and perhaps a chain of two or three; a bundle of 64 is plenty
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,12 @@ def facts_of(cert: x509.Certificate) -> CertificateFacts:
             key_bits=key_bits,
             public_key_sha256=key_digest,
         )
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:  # cryptography raises InvalidVersion, ValueError, ...: all mean "bad"
         raise ParseError(Reason.BAD_CERTIFICATE, f"undecodable field: {type(exc).__name__}") from None
 
 
 @functools.lru_cache(maxsize=512)
+@only_parse_errors
 def parse_der(data: bytes) -> CertificateFacts:
     """Facts of one DER certificate (as embedded in SyLink.xml).
 
@@ -97,22 +97,54 @@ def parse_der(data: bytes) -> CertificateFacts:
     """
     try:
         cert = x509.load_der_x509_certificate(data)
-    except ValueError:
+    except Exception:  # InvalidVersion is no ValueError; no class may escape the parser
         raise ParseError(Reason.BAD_CERTIFICATE, "not a DER certificate") from None
     return facts_of(cert)
 
 
+def count_pem_certificates(data: bytes) -> int:
+    """How many CERTIFICATE blocks the PEM text holds (BEGIN with a matching END); linear.
+
+    A scanner, not a regex: every search starts where the previous one ended, so thousands of
+    BEGIN lines without an END cost one pass, not one pass each.
+    """
+    count = 0
+    end = -1  # the first END at or after the current BEGIN: searched again only once passed
+    at = data.find(_BEGIN)
+    while at >= 0:
+        label_at = at + len(_BEGIN)
+        label = next((name for name in _CERTIFICATE_LABELS if data.startswith(name, label_at)), None)
+        following = data.find(_BEGIN, label_at)
+        if label is not None:
+            if end < label_at:
+                end = data.find(_END, label_at)
+            if end < 0:
+                break  # no END anywhere after: no later block can be complete either
+            if following < 0 or end < following:
+                count += 1
+                if count > MAX_CERTIFICATES:
+                    break
+                following = data.find(_BEGIN, end)
+        at = following
+    return count
+
+
+@only_parse_errors
 def parse_certificate_file(data: bytes) -> CertificateFile:
     """Facts of a PEM (single or bundle) or DER certificate file; the leaf is the first one."""
     if not data.strip():
         raise ParseError(Reason.EMPTY, "empty certificate file")
     if b"-----BEGIN" in data:
-        blocks = _PEM_BLOCK.findall(data)
+        blocks = count_pem_certificates(data)
         if not blocks:
             raise ParseError(Reason.BAD_CERTIFICATE, "PEM file holds no CERTIFICATE block")
+        if blocks > MAX_CERTIFICATES:
+            raise ParseError(Reason.TOO_COMPLEX, f"more than {MAX_CERTIFICATES} certificates in one file")
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        except Exception:  # any class from the decoder means the same: it does not decode
             raise ParseError(Reason.BAD_CERTIFICATE, "PEM certificate block does not decode") from None
+        if not certs:
+            raise ParseError(Reason.BAD_CERTIFICATE, "PEM file holds no CERTIFICATE block")
         return CertificateFile(leaf=facts_of(certs[0]), count=len(certs))
     return CertificateFile(leaf=parse_der(data), count=1)

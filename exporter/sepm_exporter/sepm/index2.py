@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sepm_exporter.sepm.reasons import only_parse_errors
 from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES, local_name, parse_xml
 
 
@@ -16,6 +17,7 @@ class Index2Facts:
     last_modified: str
 
 
+@only_parse_errors
 def parse_index2(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Index2Facts:
     """Facts of an index2.xml; ParseError when it is not XML we can read safely."""
     root = parse_xml(data, max_bytes)

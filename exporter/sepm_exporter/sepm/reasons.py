@@ -7,6 +7,12 @@ they live in one enum and the docs list every member.
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Reason(enum.StrEnum):
@@ -31,6 +37,10 @@ class Reason(enum.StrEnum):
     BAD_STATE = "bad_state"  # the state file was corrupt, empty or from a future version
     BAD_KEYSTORE = "bad_keystore"  # a keystore (JKS, PKCS#12) that is malformed, truncated or over a cap
     KEYSTORE_ENCRYPTED = "keystore_encrypted"  # a PKCS#12 whose certificates are encrypted under its password
+    TOO_COMPLEX = "too_complex"  # more elements, attributes or certificates than a SEPM file holds
+    BAD_NUMBER = "bad_number"  # a numeric setting that is not a number in range (401 digits, -5)
+    OUTSIDE_ROOT = "outside_root"  # a link leading out of its watched root, or to a private key: not opened
+    PARSER_FAILURE = "parser_failure"  # an unforeseen failure while reading one file: reported, never fatal
 
 
 class ParseError(Exception):
@@ -40,3 +50,23 @@ class ParseError(Exception):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def only_parse_errors(parse: Callable[P, T]) -> Callable[P, T]:
+    """A parser's contract made a guard: whatever goes wrong inside, the caller sees a ParseError.
+
+    The parsers already map every failure they foresee to its reason; this is for the ones nobody
+    foresaw (a library's new exception class, a recursion limit), so that one file can never stop
+    a scan. The detail names the class only: the message could quote file content.
+    """
+
+    @functools.wraps(parse)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return parse(*args, **kwargs)
+        except ParseError:
+            raise
+        except Exception as exc:  # the point of the guard
+            raise ParseError(Reason.PARSER_FAILURE, f"unexpected {type(exc).__name__}") from None
+
+    return guarded

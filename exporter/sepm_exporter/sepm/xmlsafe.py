@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import re
 from typing import Any
 
 from lxml import etree
@@ -17,9 +16,13 @@ from sepm_exporter.sepm.reasons import ParseError, Reason
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_EXTERNAL = re.compile(rb"<!ENTITY\s+%?\s*[^\s>]*\s+(?:SYSTEM|PUBLIC)\b", re.IGNORECASE)
+# What a SEPM file can plausibly hold. A real SyLink.xml has a few dozen elements and at most a
+# dozen attributes on one; the caps are two orders of magnitude above that. C14N sorts attributes
+# per element (quadratic in their number) and walks every element, so a file over a cap is refused
+# before it is canonicalised.
+MAX_ELEMENTS = 20_000
+MAX_ATTRIBUTES_PER_ELEMENT = 256
+MAX_ATTRIBUTES = 50_000
 
 
 def _as_utf8_for_scan(data: bytes) -> bytes:
@@ -30,14 +33,36 @@ def _as_utf8_for_scan(data: bytes) -> bytes:
 
 
 def _refuse_dtd(data: bytes) -> None:
-    scan = _as_utf8_for_scan(data)
-    if not _DOCTYPE.search(scan):
+    """Linear: `bytes.find` over one lowered copy, no regex that can backtrack.
+
+    Any DTD is refused; the reason says how dangerous it looked. An entity declaration with a
+    SYSTEM or PUBLIC keyword anywhere after it is called external (over-approximating is fine: the
+    file is refused either way, the reason only guides the reader).
+    """
+    scan = _as_utf8_for_scan(data).lower()
+    doctype = scan.find(b"<!doctype")
+    if doctype < 0:
         return
-    if _EXTERNAL.search(scan):
+    entity = scan.find(b"<!entity", doctype)
+    if entity >= 0 and (scan.find(b"system", entity) >= 0 or scan.find(b"public", entity) >= 0):
         raise ParseError(Reason.EXTERNAL_ENTITY, "external entity declared (SYSTEM/PUBLIC); not loaded")
-    if _ENTITY.search(scan):
+    if entity >= 0:
         raise ParseError(Reason.ENTITY_EXPANSION, "entity declarations present; not expanded")
     raise ParseError(Reason.UNSAFE_XML, "document type declaration present; not processed")
+
+
+def refuse_oversized_tree(root: etree._Element) -> None:
+    """ParseError (too_complex) when the tree is past what a SEPM file can hold; one linear walk."""
+    attributes = 0
+    for elements, element in enumerate(root.iter(), start=1):
+        count = len(element.attrib)
+        attributes += count
+        if elements > MAX_ELEMENTS:
+            raise ParseError(Reason.TOO_COMPLEX, f"more than {MAX_ELEMENTS} elements")
+        if count > MAX_ATTRIBUTES_PER_ELEMENT:
+            raise ParseError(Reason.TOO_COMPLEX, f"an element with {count} attributes (cap {MAX_ATTRIBUTES_PER_ELEMENT})")
+        if attributes > MAX_ATTRIBUTES:
+            raise ParseError(Reason.TOO_COMPLEX, f"more than {MAX_ATTRIBUTES} attributes")
 
 
 def _parser() -> etree.XMLParser:
@@ -76,12 +101,17 @@ def parse_xml(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element
         parser.feed(data)
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(exc) from None
+    except (etree.LxmlError, ValueError, MemoryError, RecursionError) as exc:
+        raise ParseError(Reason.MALFORMED_XML, f"not readable as XML ({type(exc).__name__})") from None
     try:
         root: etree._Element = parser.close()
     except etree.XMLSyntaxError as exc:
         if _code(exc) in _ENCODING_ERRORS:
             raise _syntax_error(exc) from None
         raise ParseError(Reason.TRUNCATED_XML, f"document ends early (line {exc.lineno})") from None
+    except (etree.LxmlError, ValueError, MemoryError, RecursionError) as exc:
+        raise ParseError(Reason.MALFORMED_XML, f"not readable as XML ({type(exc).__name__})") from None
+    refuse_oversized_tree(root)
     return root
 
 
@@ -102,7 +132,10 @@ def canonical_sha256(root: etree._Element) -> str:
     a copy or a replication may change without changing meaning, do not count as a difference.
     """
     tostring: Any = etree.tostring  # the stubs predate the c14n2 keyword arguments
-    canonical: bytes = tostring(root, method="c14n2", strip_text=True, with_comments=False)
+    try:
+        canonical: bytes = tostring(root, method="c14n2", strip_text=True, with_comments=False)
+    except (etree.LxmlError, ValueError) as exc:
+        raise ParseError(Reason.MALFORMED_XML, f"no canonical form ({type(exc).__name__})") from None
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -20,6 +20,29 @@ _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                  "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 _CLIENT_AUTH = {"NoClientCert", "RequestClientCert", "RequireAnyClientCert",
                 "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
+# The exporter-toolkit's (Go) names for the TLS 1.2 suites, in OpenSSL's spelling. TLS 1.3 suites are
+# accepted and, as in Go, not configurable.
+_CIPHER_SUITES = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+_TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+# Keys this exporter implements. Any other key is refused, as the exporter-toolkit refuses unknown
+# keys: a setting silently ignored (max_version, cipher_suites once were) is a false sense of safety.
+_TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
+             "cipher_suites", "prefer_server_cipher_suites"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +51,7 @@ class WebConfig:
 
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)
+    dummy: bytes = b""  # checked for unknown users, at the users' cost, so timing does not tell names apart
 
     def authorized(self, header: str | None) -> bool:
         """Check an Authorization header; always True when no users are configured."""
@@ -41,6 +65,8 @@ class WebConfig:
             return False
         hashed = self.users.get(user)
         if hashed is None:
+            if self.dummy:
+                bcrypt.checkpw(password.encode("utf-8"), self.dummy)
             return False
         try:
             return bcrypt.checkpw(password.encode("utf-8"), hashed)
@@ -49,6 +75,13 @@ class WebConfig:
 
 
 def _tls(raw: dict[str, Any], base: Path, problems: list[str]) -> ssl.SSLContext | None:
+    if not isinstance(raw, dict):
+        problems.append("tls_server_config: must be a mapping")
+        return None
+    for name in raw:
+        if name not in _TLS_KEYS:
+            problems.append(f"tls_server_config.{name}: not supported by this exporter (supported: "
+                            f"{', '.join(sorted(_TLS_KEYS))})")
     cert = raw.get("cert_file")
     key = raw.get("key_file")
     if not cert or not key:
@@ -60,6 +93,15 @@ def _tls(raw: dict[str, Any], base: Path, problems: list[str]) -> ssl.SSLContext
         problems.append(f"tls_server_config.min_version: one of {', '.join(_TLS_VERSIONS)}")
     else:
         context.minimum_version = _TLS_VERSIONS[minimum]
+    maximum = raw.get("max_version")
+    if maximum is not None:
+        if maximum not in _TLS_VERSIONS:
+            problems.append(f"tls_server_config.max_version: one of {', '.join(_TLS_VERSIONS)}")
+        elif minimum in _TLS_VERSIONS and _TLS_VERSIONS[maximum] < _TLS_VERSIONS[minimum]:
+            problems.append("tls_server_config.max_version: below min_version")
+        else:
+            context.maximum_version = _TLS_VERSIONS[maximum]
+    _ciphers(context, raw.get("cipher_suites"), problems)
     try:
         context.load_cert_chain(base / cert, base / key)
     except (OSError, ssl.SSLError) as exc:
@@ -78,8 +120,29 @@ def _tls(raw: dict[str, Any], base: Path, problems: list[str]) -> ssl.SSLContext
     elif auth in ("VerifyClientCertIfGiven", "RequestClientCert"):
         context.verify_mode = ssl.CERT_OPTIONAL
     if context.verify_mode != ssl.CERT_NONE and not client_ca:
-        problems.append("tls_server_config.client_ca_file: required by client_auth_type " + str(auth))
+        # Python's TLS has no "accept any certificate" mode (no verify callback): a presented client
+        # certificate is always verified, so every mode that asks for one needs the CA that signs it.
+        problems.append(f"tls_server_config.client_ca_file: required by client_auth_type {auth}: this exporter "
+                        "verifies every client certificate it asks for (docs/security.md)")
     return context
+
+
+def _ciphers(context: ssl.SSLContext, suites: Any, problems: list[str]) -> None:
+    if suites is None:
+        return
+    if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
+        problems.append("tls_server_config.cipher_suites: a list of cipher suite names")
+        return
+    unknown = [s for s in suites if s not in _CIPHER_SUITES and s not in _TLS13_SUITES]
+    if unknown:
+        problems.append(f"tls_server_config.cipher_suites: unknown {', '.join(unknown)}")
+        return
+    names = [_CIPHER_SUITES[s] for s in suites if s in _CIPHER_SUITES]
+    if names:
+        try:
+            context.set_ciphers(":".join(names))
+        except ssl.SSLError:
+            problems.append("tls_server_config.cipher_suites: none of them is available here")
 
 
 def load_web_config(path: Path) -> WebConfig:
@@ -105,4 +168,13 @@ def load_web_config(path: Path) -> WebConfig:
             users[str(user)] = hashed.encode("ascii")
     if problems:
         raise ConfigError(problems)
-    return WebConfig(tls=tls, users=users)
+    return WebConfig(tls=tls, users=users, dummy=_dummy(users))
+
+
+def _dummy(users: dict[str, bytes]) -> bytes:
+    """A hash of nothing at the highest cost among the users: an unknown name costs a wrong password."""
+    if not users:
+        return b""
+    rounds = max(int(h.split(b"$")[2]) if h.count(b"$") >= 3 and h.split(b"$")[2].isdigit() else 10
+                 for h in users.values())
+    return bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=min(max(rounds, 4), 31)))

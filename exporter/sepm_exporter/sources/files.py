@@ -1,7 +1,10 @@
 """Reading one watched file: the single place where OS errors become typed reasons.
 
 `stat` first (cheap, and it tells a renamed-in file from the same file); read with a cap so a
-64 MB file on a share never reaches the parser.
+64 MB file on a share never reaches the parser. Nothing but a regular file is ever read: the open
+is non-blocking (a FIFO named SyLink.xml would otherwise wait for a writer forever) and the type
+is checked again on the open descriptor. Links are followed only while they stay inside their
+watched root, and never to a private key (docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Signature(NamedTuple):
     size: int
     inode: int
     device: int
+    ctime_ns: int = 0  # chmod and chown change only this: an unreadable file made readable is read again
 
     @property
     def mtime(self) -> float:
@@ -49,7 +53,51 @@ def signature(path: str | Path) -> Signature:
         raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
     if not stat_module.S_ISREG(st.st_mode):
         raise ParseError(Reason.NOT_A_FILE, "not a regular file")
-    return Signature(mtime_ns=st.st_mtime_ns, size=st.st_size, inode=st.st_ino, device=st.st_dev)
+    return Signature(st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
+
+
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+PRIVATE_KEY_NAMES = frozenset({"server.key"})
+
+
+def refuse_outside(path: str, root: str | None) -> None:
+    """ParseError (outside_root) when `path` resolves out of `root`, or to a private key wherever it is.
+
+    `root` None means a path the operator configured by name: followed wherever it leads, except
+    to a key. Only the careful path calls this (the cold-scan fast path opens with O_NOFOLLOW and
+    leaves links to it), and it resolves only when a component below the root is a link: a client
+    file costs two lstat calls, not one per component from `/`.
+    """
+    if root is not None and os.path.basename(path).lower() not in PRIVATE_KEY_NAMES and not _links_below(path, root):
+        return
+    real = os.path.realpath(path)
+    if os.path.basename(real).lower() in PRIVATE_KEY_NAMES:
+        raise ParseError(Reason.OUTSIDE_ROOT, "resolves to a private key; never opened")
+    if root is None:
+        return
+    base = os.path.realpath(root)
+    try:
+        inside = os.path.commonpath([base, real]) == base
+    except ValueError:  # another drive (Windows): outside by definition
+        inside = False
+    if not inside:
+        raise ParseError(Reason.OUTSIDE_ROOT, "a link that leads out of the watched root; not followed")
+
+
+def _links_below(path: str, root: str) -> bool:
+    """True when a component of `path` below `root` is a link (or `path` is not below `root` at all)."""
+    try:
+        relative = os.path.relpath(path, root)
+    except ValueError:
+        return True
+    if relative == os.curdir or relative.startswith(os.pardir):
+        return True
+    current = root
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return True
+    return False
 
 
 def read_capped(path: str | Path, max_bytes: int, size_hint: int = -1) -> bytes:
@@ -64,15 +112,22 @@ def read_capped(path: str | Path, max_bytes: int, size_hint: int = -1) -> bytes:
     chunks: list[bytes] = []
     got = 0
     try:
-        with open(path, "rb", buffering=0) as handle:
-            while got <= max_bytes:
-                chunk = handle.read(want - got if got < want else max_bytes + 1 - got)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError as exc:
         raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
+    try:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO or device since the stat
+            raise ParseError(Reason.NOT_A_FILE, "not a regular file")
+        while got <= max_bytes:
+            chunk = os.read(fd, want - got if got < want else max_bytes + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise ParseError(_os_reason(exc), exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
     if got > max_bytes:
         raise ParseError(Reason.TOO_LARGE, f"over the {max_bytes}-byte cap")
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"" if not chunks else chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -7,6 +7,7 @@ is the truth.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import logging
@@ -27,17 +28,34 @@ from sepm_exporter.sepm.keystore import parse_keystore_file
 from sepm_exporter.sepm.reasons import ParseError, Reason
 from sepm_exporter.sepm.sylink import SyLinkFacts, parse_sylink
 from sepm_exporter.settings.config import ClientFile, Config, ServerConfig
-from sepm_exporter.sources.files import Signature, read_capped, signature
+from sepm_exporter.sources.files import OPEN_FLAGS, Signature, read_capped, refuse_outside, signature
 from sepm_exporter.sources.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
 
 T = TypeVar("T")
 log = logging.getLogger("sepm_exporter")
 
 
+def display_name(name: str) -> str:
+    """A folder name as a label: bytes that are not UTF-8 (a share mounted with the wrong charset)
+    are spelled `\\xNN`, so two such names stay two labels instead of both becoming `?`."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
 def observe(
-    path: str | Path, label: str, parse: Callable[[bytes], T], previous: Observed[T] | None, max_bytes: int
+    path: str | Path, label: str, parse: Callable[[bytes], T], previous: Observed[T] | None, max_bytes: int,
+    root: str | Path | None = None,
 ) -> Observed[T]:
-    """Stat, and re-read only when size, mtime or identity changed since the previous read."""
+    """Stat, and re-read only when size, mtime, ctime or identity changed since the previous read.
+
+    Whatever goes wrong stays with this file: a parser's declared error gives its reason, and
+    anything else (a bug) is logged and reported as `parser_failure` rather than ending the scan.
+    """
     text = os.fspath(path)
     try:
         sig = signature(text)
@@ -46,10 +64,23 @@ def observe(
     if previous is not None and previous.signature == sig:
         return previous
     try:
+        refuse_outside(text, None if root is None else os.fspath(root))
         facts = parse(read_capped(text, max_bytes, sig.size))
     except ParseError as exc:
         return Observed(text, label, sig, None, exc.reason, exc.detail)
+    except Exception as exc:  # one file must never stop the scan of the others
+        log.exception("file not read", extra={"file": label})
+        return Observed(text, label, sig, None, Reason.PARSER_FAILURE, f"unexpected {type(exc).__name__}")
     return Observed(text, label, sig, facts)
+
+
+def _absent(path: Path | str) -> bool:
+    """True only when the path is known not to exist; a folder we may not search is not "absent"."""
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
 
 
 def _unchanged(path: str, known: Signature | None) -> bool:
@@ -61,7 +92,7 @@ def _unchanged(path: str, known: Signature | None) -> bool:
     except OSError:
         return False
     return (st.st_mtime_ns == known.mtime_ns and st.st_size == known.size and st.st_ino == known.inode
-            and st.st_dev == known.device)
+            and st.st_dev == known.device and st.st_ctime_ns == known.ctime_ns)
 
 
 def _is_dir(path: Path) -> bool:
@@ -71,11 +102,14 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _certificate_paths(server: ServerConfig) -> list[tuple[Path, str]]:
-    paths = [(server.root.joinpath(*layout.SERVER_CERTIFICATE), "/".join(layout.SERVER_CERTIFICATE))]
+def _certificate_paths(server: ServerConfig) -> list[tuple[Path, str, Path | None]]:
+    """(path, label, root to stay within): a configured absolute path is followed wherever it points."""
+    paths: list[tuple[Path, str, Path | None]] = [
+        (server.root.joinpath(*layout.SERVER_CERTIFICATE), "/".join(layout.SERVER_CERTIFICATE), server.root)
+    ]
     for extra in server.certificates:
         full = extra if extra.is_absolute() else server.root / extra
-        paths.append((full, layout.relative_label(full, server.root)))
+        paths.append((full, layout.relative_label(full, server.root), None if extra.is_absolute() else server.root))
     return paths
 
 
@@ -140,7 +174,9 @@ class ParseCache:
         return found
 
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows would translate line ends
+# Non-blocking (a FIFO must not hang the reader) and no link at the last step: a link goes the careful
+# path, which checks where it leads. O_BINARY: Windows would translate line ends.
+_READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 Prefetched = tuple[str, Signature, bytes, bytes]  # path, signature, bytes, SHA-256 of the bytes
 PREFETCH_BATCH = 256
 PREFETCH_AHEAD = 6
@@ -170,10 +206,11 @@ def _read_ahead(key: str, clients: list[str], max_bytes: int) -> list[tuple[str,
             data = None
         finally:
             os.close(fd)
-        if data is None or len(data) != size:  # odd, oversized, or changing under us: the careful path
+        if data is None or len(data) != size:  # odd, oversized, a link, or changing under us: the careful path
             out.append((client, None))
         else:
-            out.append((client, (path, Signature(st.st_mtime_ns, size, st.st_ino, st.st_dev), data, sha256(data).digest())))
+            sig = Signature(st.st_mtime_ns, size, st.st_ino, st.st_dev, st.st_ctime_ns)
+            out.append((client, (path, sig, data, sha256(data).digest())))
     return out
 
 
@@ -245,18 +282,27 @@ class Scanner:
             return  # keep the last known facts: a dropped share is not a deleted server
         self.scan_certificates(name)
         outbox = state.config.root.joinpath(*layout.OUTBOX_AGENT)
+        stray: dict[str, Observed[None]] = {}
         try:
             entries = {entry.name: entry for entry in os.scandir(outbox)}
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                # Unreadable, not empty: the groups keep their last known facts, and the folder is reported.
+                label = "/".join(layout.OUTBOX_AGENT)
+                stray[label] = Observed(os.fspath(outbox), label, None, None, Reason.UNREADABLE,
+                                        exc.strerror or type(exc).__name__)
+                if stray.keys() != state.stray.keys():
+                    self.changes.servers = True
+                state.stray = stray
+                return
             entries = {}
         seen: set[str] = set()
-        stray: dict[str, Observed[None]] = {}
         for entry_name in entries:
             if layout.is_group_id(entry_name):
                 seen.add(entry_name)
                 self.scan_group(name, entry_name)
             elif _is_dir(outbox / entry_name) and (outbox / entry_name / layout.SYLINK_NAME).exists():
-                label = layout.relative_label(outbox / entry_name / layout.SYLINK_NAME, state.config.root)
+                label = display_name(layout.relative_label(outbox / entry_name / layout.SYLINK_NAME, state.config.root))
                 stray[label] = Observed(
                     os.fspath(outbox / entry_name), label, None, None, Reason.BAD_GROUP_FOLDER,
                     "outbox folder holds a SyLink.xml but its name is not a 32-hex group ID",
@@ -270,9 +316,10 @@ class Scanner:
 
     def scan_certificates(self, name: str) -> None:
         state = self.inventory.servers[name]
-        for path, label in _certificate_paths(state.config):
+        for path, label, root in _certificate_paths(state.config):
             previous = state.certificates.get(label)
-            state.certificates[label] = observe(path, label, self._certificate, previous, self.config.max_file_bytes)
+            state.certificates[label] = observe(path, label, self._certificate, previous, self.config.max_file_bytes,
+                                                root)
             if state.certificates[label] is not previous:
                 self.changes.servers = True
         self.scan_keystore(name)
@@ -296,24 +343,26 @@ class Scanner:
         state = self.inventory.servers[name]
         folder = state.config.root.joinpath(*layout.OUTBOX_AGENT, group_id)
         sylink_path = folder / layout.SYLINK_NAME
-        if not os.path.lexists(sylink_path):
+        if _absent(sylink_path):  # a folder we may not search is reported below (unreadable), not dropped
             if state.groups.pop(group_id, None) is not None:
                 self.changes.servers = True
             return
         previous = state.groups.get(group_id)
         label = layout.relative_label(sylink_path, state.config.root)
         sylink = observe(
-            sylink_path, label, self._sylink, previous.sylink if previous else None, self.config.max_file_bytes
+            sylink_path, label, self._sylink, previous.sylink if previous else None, self.config.max_file_bytes,
+            state.config.root,
         )
         index_path = folder / layout.INDEX2_NAME
         index2: Observed[Index2Facts] | None = None
-        if os.path.lexists(index_path):
+        if not _absent(index_path) and sylink.reason is not Reason.UNREADABLE:
             index2 = observe(
                 index_path,
                 layout.relative_label(index_path, state.config.root),
                 self._index2,
                 previous.index2 if previous else None,
                 self.config.max_file_bytes,
+                state.config.root,
             )
         if previous is None or sylink is not previous.sylink or index2 is not previous.index2:
             self.changes.servers = True
@@ -327,25 +376,29 @@ class Scanner:
         if not collection.root_up:
             return
         try:
-            names = [e.name for e in os.scandir(collection.path)]
-        except OSError:
+            entries = list(os.scandir(collection.path))
+        except OSError as exc:
             collection.root_up = False
+            log.warning("client root unreadable", extra={"client_root": key, "detail": exc.strerror or type(exc).__name__})
             return
+        names = [e.name for e in entries]
+        linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
         present = set()
         clients = self.inventory.clients
-        unknown = [c for c in names if c not in clients or clients[c].root != key]
+        unknown = [c for c in names if c not in linked and (c not in clients or clients[c].root != key)]
         done = 0
         for client in names:
-            if client in clients and clients[client].root == key:
+            name = display_name(client)
+            if client in linked or (name in clients and clients[name].root == key):
                 done += 1
                 if self.scan_collection_client(key, client):
-                    present.add(client)
+                    present.add(name)
                 if self.progress is not None and done % 500 == 0:
                     self.progress(done, len(names))
         for client, read in prefetch(key, unknown, self.config.max_file_bytes):
             done += 1
             if (self._adopt(key, client, read) if read is not None else self.scan_collection_client(key, client)):
-                present.add(client)
+                present.add(display_name(client))
             if self.progress is not None and done % 500 == 0:
                 self.progress(done, len(names))
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
@@ -362,6 +415,7 @@ class Scanner:
         The hot path of a 100,000-client scan: string paths, one stat, and a read only on change.
         """
         path = f"{key}{os.sep}{client}{os.sep}{layout.SYLINK_NAME}"
+        client = display_name(client)  # the folder's name as labels spell it; `path` keeps the real one
         clients = self.inventory.clients
         duplicates = self.inventory.duplicates
         existing = clients.get(client)
@@ -383,7 +437,8 @@ class Scanner:
         previous = existing.sylink if existing is not None else None
         if previous is not None and _unchanged(path, previous.signature) and client not in duplicates:
             return True  # the reconciliation scan's common case: one stat, nothing else
-        observed = observe(path, f"{client}/{layout.SYLINK_NAME}", self._sylink, previous, self.config.max_file_bytes)
+        observed = observe(path, f"{client}/{layout.SYLINK_NAME}", self._sylink, previous, self.config.max_file_bytes,
+                           key)
         if observed.signature is None and observed.reason is Reason.VANISHED and not os.path.lexists(path):
             if existing is not None:  # no file (and no dangling link): not a client, or no longer one
                 del clients[client]
@@ -400,8 +455,8 @@ class Scanner:
 
     def _adopt(self, key: str, client: str, read: Prefetched) -> bool:
         """A client not seen before, read ahead by the prefetch thread: only the bookkeeping is left."""
-        if client in self.inventory.clients:
-            return self.scan_collection_client(key, client)  # a duplicate name: the careful path
+        if display_name(client) != client or client in self.inventory.clients:
+            return self.scan_collection_client(key, client)  # a duplicate or an odd name: the careful path
         path, sig, data, digest = read
         label = f"{client}/{layout.SYLINK_NAME}"
         try:

@@ -20,6 +20,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -43,9 +44,9 @@ NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.s
 # (ours, and watchdog's own walk when it re-adds watches) then floods the kernel queue with two events
 # per file, the queue overflows, watchdog walks the tree again, and at 100,000 folders it never ends.
 EVENTS: tuple[type[FileSystemEvent], ...] = (
-    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileAttribEvent,
     DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
-)
+)  # FileAttribEvent: chmod/chown/touch, so a file made readable (or unreadable) is read again at once
 
 
 def filesystem_type(path: Path, mounts: str) -> str:
@@ -117,6 +118,8 @@ class Target(Protocol):
     def reread(self, units: Iterable[Unit]) -> None: ...
 
     def full_scan(self) -> None: ...
+
+    def refresh(self) -> None: ...
 
     def root_states(self) -> dict[str, tuple[Path, bool]]: ...
 
@@ -266,6 +269,7 @@ class Watcher:
                 self.exporter.reread(ready)
             except Exception:  # a bug in one re-read must not stop the watcher
                 log.exception("re-read failed; the reconciliation scan will retry")
+                self._failed()
 
     def _reconcile_loop(self) -> None:
         config = self.exporter.config
@@ -290,9 +294,19 @@ class Watcher:
                     self.exporter.full_scan()
                 except Exception:
                     log.exception("reconciliation scan failed")
+                    self._failed()
                 # After a root returns, a new watch starts asynchronously: scan once more soon after,
                 # so a change made while it started is not left for the next full reconciliation.
                 next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
+
+    def _failed(self) -> None:
+        """A whole scan failed: count it (events_total{kind="scan_failed"}) and publish what is known,
+        so the exposition says so instead of freezing silently."""
+        self.exporter.count_event("scan_failed")
+        try:
+            self.exporter.refresh()
+        except Exception:
+            log.exception("refresh after a failed scan failed")
 
     def _roots_changed(self) -> bool:
         for which, (path, up) in self.exporter.root_states().items():
