@@ -20,6 +20,9 @@ VERDICTS = [
     ClientVerdict("ABCDEF0123456789ABCDEF0123456789", True, None, True, ClientStatus.CURRENT),
     ClientVerdict("ABCDEF0123456789ABCDEF0123456789", False, 1700000000.25, False, ClientStatus.UNTRUSTED),
     ClientVerdict("", None, None, None, ClientStatus.UNMATCHED),
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", False, 1700000000.25, None, ClientStatus.STALE,
+                  "ABCDEF0123456789ABCDEF0123456789,BBCDEF0123456789ABCDEF0123456789"),
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", True, None, None, ClientStatus.UNKNOWN, 'odd"set\\'),
 ]
 
 

@@ -10,7 +10,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
-from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge.clients import (
+    ClientVerdict,
+    GroupIndex,
+    TrustBasis,
+    build_index,
+    classify,
+    embedded,
+    group_counts,
+    trust_basis,
+)
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.metrics.catalog import FAMILIES
@@ -63,8 +72,8 @@ class Exporter:
         self.derived = Derived({}, {}, {}, {})
         self.rendered = Rendered(self._chunks)
         self._index: GroupIndex | None = None
-        self._key_set: frozenset[str] = frozenset()
-        self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
+        self._basis = TrustBasis()
+        self._counts: dict[tuple[str, str, str], int] = {}  # (group, group set, state) -> clients, one verdict at a time
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
@@ -126,9 +135,10 @@ class Exporter:
             dirty = self._record_keys(now)
             remembered = {name: h.current.public_key_sha256 for name, h in self.history.servers.items() if h.current}
             keys = current_server_keys(inventory, remembered)
-            key_set = frozenset(keys.values())
+            previous = {name: h.previous.public_key_sha256 for name, h in self.history.servers.items() if h.previous}
+            basis = trust_basis(keys, previous)
             rejudge = set(changes.clients)
-            if changes.servers or key_set != self._key_set or self._index is None:
+            if changes.servers or basis != self._basis or self._index is None:
                 copies = group_copies(inventory)
                 for group_id, held in copies.items():
                     for copy in held:
@@ -138,9 +148,9 @@ class Exporter:
                 index = build_index(copies, self.history.groups)
                 for canonical in index.changed(self._index):
                     rejudge |= self._by_canonical.get(canonical, set())
-                if key_set != self._key_set:
+                if basis != self._basis:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
-                self._index, self._key_set = index, key_set
+                self._index, self._basis = index, basis
                 self._verdict_memo = {}
                 self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
                                        self.derived.verdicts, self.derived.group_counts)
@@ -180,7 +190,7 @@ class Exporter:
         verdicts = self.derived.verdicts
         old = verdicts.pop(name, None)
         if old is not None:
-            self._counts[(old.group_id, old.status.value)] -= 1
+            self._counts[(old.group_id, old.group_set, old.status.value)] -= 1
         old_canonical = self._canonical.pop(name, None)
         if old_canonical is not None:
             holders = self._by_canonical[old_canonical]
@@ -194,10 +204,10 @@ class Exporter:
             memo_key = (facts.canonical_sha256, facts.key_digests)
             verdict = self._verdict_memo.get(memo_key)
             if verdict is None:  # clients with the same file get the same verdict: judge the file once
-                verdict = classify(facts.canonical_sha256, facts.key_digests, self._index, self._key_set)
+                verdict = classify(facts.canonical_sha256, embedded(facts), self._index, self._basis)
                 verdict = self._verdict_memo[memo_key] = self._verdict_pool.setdefault(verdict, verdict)
             verdicts[name] = verdict
-            key = (verdict.group_id, verdict.status.value)
+            key = (verdict.group_id, verdict.group_set, verdict.status.value)
             self._counts[key] = self._counts.get(key, 0) + 1
             self._canonical[name] = facts.canonical_sha256
             self._by_canonical.setdefault(facts.canonical_sha256, set()).add(name)

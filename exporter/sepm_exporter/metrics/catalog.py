@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sepm_exporter.metrics import serverlist
 from sepm_exporter.metrics.family import Family
 
 SRV = ("server", "site")
@@ -39,18 +40,19 @@ FAMILIES: tuple[Family, ...] = (
            "1 when the servers this exporter sees disagree on the group's canonical SyLink.xml."),
     Family("sepm_group_index_info", "gauge", (*SRV, "group_id", "checksum", "serial_number"),
            "A group's index2.xml profile attributes; the value is 1."),
-    Family("sepm_client_sylink_info", "gauge", ("client", "group_id", "sha256", "canonical_sha256"),
-           "A client's SyLink.xml; the value is 1."),
+    Family("sepm_client_sylink_info", "gauge", ("client", "group_id", "sha256", "canonical_sha256", "group_set"),
+           "A client's SyLink.xml; the value is 1. group_set names the groups sharing its file version, if several."),
     Family("sepm_client_sylink_modified_timestamp_seconds", "gauge", ("client",),
            "When the client's SyLink.xml was last written (file mtime)."),
-    Family("sepm_client_sylink_current", "gauge", ("client", "group_id"),
+    Family("sepm_client_sylink_current", "gauge", ("client", "group_id", "group_set"),
            "1 when the client's file equals its group's newest server-side file, 0 when it holds an older one."),
-    Family("sepm_client_sylink_stale_since_timestamp_seconds", "gauge", ("client", "group_id"),
+    Family("sepm_client_sylink_stale_since_timestamp_seconds", "gauge", ("client", "group_id", "group_set"),
            "When the group's server-side file moved on from the version the client still holds."),
     Family("sepm_client_server_key_trusted", "gauge", ("client",),
-           "1 when some key embedded in the client's file is a current server key, else 0."),
-    Family("sepm_group_clients", "gauge", ("group_id", "state"),
-           "Clients per group and state (current, stale, untrusted, unmatched)."),
+           "1 trusted (embeds a current key of a watched server), 0 untrusted (every listed server watched, "
+           "none of their current keys embedded), -1 unknown."),
+    Family("sepm_group_clients", "gauge", ("group_id", "state", "group_set"),
+           "Clients per group and state (current, stale, untrusted, unknown, unmatched); shared files count under the lead group."),
     Family("sepm_exporter_build_info", "gauge", ("version",), "The exporter's version; the value is 1."),
     Family("sepm_exporter_root_up", "gauge", ("server", "client_root"),
            "1 while a watched root (a server tree or a client collection) can be read."),
@@ -65,6 +67,7 @@ FAMILIES: tuple[Family, ...] = (
            "File-system events and reconciliation findings that led to a re-read, by kind."),
     Family("sepm_exporter_state_file_ok", "gauge", (),
            "1 when the state file was loaded (or absent) and last saved without error, else 0."),
+    *serverlist.FAMILIES,
 )
 
 BY_NAME = {family.name: family for family in FAMILIES}

@@ -15,12 +15,13 @@ from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.metrics.catalog import BY_NAME, FAMILIES
 from sepm_exporter.metrics.exposition import encode, escape_label, format_value, header, lines
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.samples import CLIENT_FAMILIES
+from sepm_exporter.metrics.samples import CLIENT_FAMILIES, TRUST_SAMPLE
 from sepm_exporter.sources.inventory import ClientState
 
 _HEADERS = {f.name: encode(header(f)) for f in FAMILIES}
 _CLIENT_INDEX = {name: i for i, name in enumerate(CLIENT_FAMILIES)}
 _EMPTY = (b"",) * len(CLIENT_FAMILIES)
+TRUST_VALUE = {k: format_value(v) for k, v in TRUST_SAMPLE.items()}
 
 
 def _text(value: str) -> str:
@@ -34,15 +35,15 @@ _Shared = tuple[str, str, str, str, str]
 def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> _Shared:
     """The parts of a client's lines that depend on its file and verdict, not its name: shared by many."""
     group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
-    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"}} 1.0\n'
+    group_set = f',group_set="{_text(verdict.group_set)}"' if verdict is not None and verdict.group_set else ""
+    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"{group_set}}} 1.0\n'
     current = stale = trusted = ""
     if verdict is not None:
         if verdict.current is not None:
-            current = f"{group}}} {'1.0' if verdict.current else '0.0'}\n"
+            current = f"{group}{group_set}}} {'1.0' if verdict.current else '0.0'}\n"
         if verdict.stale_since is not None:
-            stale = f"{group}}} {format_value(verdict.stale_since)}\n"
-        if verdict.trusted is not None:
-            trusted = f"}} {'1.0' if verdict.trusted else '0.0'}\n"
+            stale = f"{group}{group_set}}} {format_value(verdict.stale_since)}\n"
+        trusted = f"}} {TRUST_VALUE[verdict.trusted]}\n"
     return info, current, stale, trusted, group
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sepm_exporter import __version__
 from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.judge.history import History
+from sepm_exporter.metrics import serverlist
 from sepm_exporter.metrics.catalog import EVENT_KINDS, FAMILIES
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.sepm.reasons import Reason
@@ -21,7 +22,7 @@ class Derived:
     replica_mismatch: dict[str, bool]
     key_match: dict[tuple[str, str], bool]
     verdicts: dict[str, ClientVerdict]
-    group_counts: dict[tuple[str, str], int]
+    group_counts: dict[tuple[str, str, str], int]  # (group_id, group_set, state)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def server_families(inventory: Inventory, history: History, derived: Derived) ->
                 out["sepm_group_index_info"].append(((*ids, index.checksum, index.serial_number), 1.0))
     for group_id, mismatch in sorted(derived.replica_mismatch.items()):
         out["sepm_sylink_replica_mismatch"].append(((group_id,), 1.0 if mismatch else 0.0))
+    out.update(serverlist.samples(inventory))
     return out
 
 
@@ -149,6 +151,9 @@ CLIENT_FAMILIES: tuple[str, ...] = (
 )
 
 
+TRUST_SAMPLE: dict[bool | None, float] = {True: 1.0, False: 0.0, None: -1.0}  # -1: unknown, never untrusted
+
+
 def client_samples(name: str, client: ClientState, verdict: ClientVerdict | None) -> dict[str, list[Sample]]:
     """One client's series: rendered on their own, so a change to one client re-renders one client."""
     out: dict[str, list[Sample]] = {}
@@ -157,21 +162,21 @@ def client_samples(name: str, client: ClientState, verdict: ClientVerdict | None
     if facts is None or mtime is None:
         return out
     group_id = verdict.group_id if verdict is not None else ""
-    out["sepm_client_sylink_info"] = [((name, group_id, facts.sha256, facts.canonical_sha256), 1.0)]
+    group_set = verdict.group_set if verdict is not None else ""
+    out["sepm_client_sylink_info"] = [((name, group_id, facts.sha256, facts.canonical_sha256, group_set), 1.0)]
     out["sepm_client_sylink_modified_timestamp_seconds"] = [((name,), mtime)]
     if verdict is None:
         return out
     if verdict.current is not None:
-        out["sepm_client_sylink_current"] = [((name, group_id), 1.0 if verdict.current else 0.0)]
+        out["sepm_client_sylink_current"] = [((name, group_id, group_set), 1.0 if verdict.current else 0.0)]
     if verdict.stale_since is not None:
-        out["sepm_client_sylink_stale_since_timestamp_seconds"] = [((name, group_id), verdict.stale_since)]
-    if verdict.trusted is not None:
-        out["sepm_client_server_key_trusted"] = [((name,), 1.0 if verdict.trusted else 0.0)]
+        out["sepm_client_sylink_stale_since_timestamp_seconds"] = [((name, group_id, group_set), verdict.stale_since)]
+    out["sepm_client_server_key_trusted"] = [((name,), TRUST_SAMPLE[verdict.trusted])]
     return out
 
 
-def group_count_samples(counts: dict[tuple[str, str], int]) -> list[Sample]:
-    return [((group_id, state), float(count)) for (group_id, state), count in sorted(counts.items())]
+def group_count_samples(counts: dict[tuple[str, str, str], int]) -> list[Sample]:
+    return [((group_id, state, group_set), float(count)) for (group_id, group_set, state), count in sorted(counts.items())]
 
 
 def self_families(inventory: Inventory, stats: SelfStats, rows: list[Row]) -> dict[str, list[Sample]]:
