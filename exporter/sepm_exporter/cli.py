@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(once)
     check = commands.add_parser("check", help="scan once and print a report; exit 2 when something is critical")
     _add_config_flags(check)
+    check.add_argument("--renewal", metavar="SERVER[,SERVER...]",
+                       help="what-if: renewing these servers with a new key now; exit 2 when it would strand any client")
     textfile = commands.add_parser("textfile", help="write the exposition for a textfile collector")
     _add_config_flags(textfile)
     textfile.add_argument("--output", type=Path, required=True, help="target file, ending in .prom")
@@ -228,8 +230,33 @@ def main(argv: list[str] | None = None) -> int:
         now = exporter.clock()
         found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, now)
         print(render_report(server_lines(exporter.scanner.inventory, now), found, exporter.derived.group_counts), end="")
+        what_if = run_renewal_check(exporter, args.renewal)
+        if args.renewal is not None:
+            return what_if  # the question asked: would this renewal strand anyone (findings are printed above)
         return 2 if worst(found) >= Severity.CRITICAL else 0
     return 1
+
+
+def run_renewal_check(exporter: Exporter, renewal_arg: str | None) -> int:
+    """The `Renewal plan` section of `check`; with `--renewal`, the what-if for those servers (2 when it strands)."""
+    from sepm_exporter.judge import renewal
+
+    inventory = exporter.scanner.inventory
+    found = renewal.plan_for(inventory, exporter.history, exporter.derived.verdicts)
+    print("\n".join(renewal.render_plan(found)))
+    if renewal_arg is None:
+        return 0
+    names = [n.strip() for n in renewal_arg.split(",") if n.strip()]
+    unknown = [n for n in names if n not in inventory.servers]
+    if unknown or not names:
+        print(f"--renewal: no watched server named {', '.join(unknown) or '(none given)'}; "
+              f"watched: {', '.join(inventory.servers)}", file=sys.stderr)
+        return 1
+    held = renewal.holdings_for(inventory, exporter.history, exporter.derived.verdicts)
+    what_if = renewal.what_if(*held, names)
+    print("\n".join(renewal.render_what_if(what_if)))
+    print(f"  safe order: {found.advice}")
+    return 2 if what_if.stranded else 0
 
 
 def run_demo(args: argparse.Namespace) -> int:

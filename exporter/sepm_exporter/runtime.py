@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
+from sepm_exporter.judge import renewal
 from sepm_exporter.judge.clients import (
     ClientVerdict,
     GroupIndex,
@@ -22,6 +23,7 @@ from sepm_exporter.judge.clients import (
 )
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
+from sepm_exporter.metrics import renewal as renewal_metrics
 from sepm_exporter.metrics.catalog import FAMILIES
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Rendered, client_chunks
@@ -165,9 +167,16 @@ class Exporter:
                 self.derived.group_counts.clear()
                 self.derived.group_counts.update(counts)
                 self.rendered.set_family("sepm_group_clients", group_count_samples(counts))
+                self._render_renewal()
             if dirty:
                 self._save_history()
             self._render_self()
+
+    def _render_renewal(self) -> None:
+        """Stranded-if-renewed: per distinct client file, not per client, so it stays cheap at 100,000."""
+        found = renewal.plan_for(self.scanner.inventory, self.history, self.derived.verdicts, self._by_canonical, sort=False)
+        for name, samples in renewal_metrics.samples(found).items():
+            self.rendered.set_family(name, samples)
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:
         return client_chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))

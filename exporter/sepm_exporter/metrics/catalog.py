@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sepm_exporter.metrics import serverlist
+from sepm_exporter.metrics import renewal, serverlist
 from sepm_exporter.metrics.family import Family
 
 SRV = ("server", "site")
@@ -68,6 +68,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("sepm_exporter_state_file_ok", "gauge", (),
            "1 when the state file was loaded (or absent) and last saved without error, else 0."),
     *serverlist.FAMILIES,
+    *renewal.FAMILIES,
 )
 
 BY_NAME = {family.name: family for family in FAMILIES}
