@@ -256,7 +256,7 @@ def run_renewal_check(exporter: Exporter, renewal_arg: str | None) -> int:
     what_if = renewal.what_if(*held, names)
     print("\n".join(renewal.render_what_if(what_if)))
     print(f"  safe order: {found.advice}")
-    return 2 if what_if.stranded else 0
+    return 2 if what_if.stranded_count else 0
 
 
 def run_demo(args: argparse.Namespace) -> int:

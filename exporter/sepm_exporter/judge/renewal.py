@@ -11,7 +11,7 @@ from here is counted as unknown, never as safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from sepm_exporter.judge.clients import ClientVerdict, TrustBasis, embedded, listed, trust_basis
@@ -32,26 +32,50 @@ class Holding:
     """Clients that hold one file (one canonical version): they share its fate."""
 
     certificates: tuple[tuple[str, str | None], ...]  # (Name, key digest) of its ServerCertList
-    clients: tuple[str, ...]
+    clients: Collection[str]  # not copied: the runtime's own set, so a refresh costs O(files), not O(clients)
     trusted: bool | None  # now, from the verdict
     rescue: frozenset[str]  # keys embedded in the group file a pull would bring (empty: no group)
 
 
+def _names(parts: tuple[Collection[str], ...]) -> tuple[str, ...]:
+    return tuple(sorted(name for part in parts for name in part))
+
+
 @dataclass(frozen=True)
 class WhatIf:
-    """Renewing `servers` with a new key now: who is left with no verifiable server."""
+    """Renewing `servers` with a new key now: who is left with no verifiable server.
+
+    Kept as the holdings' client collections; counts are O(files), names are sorted when asked for.
+    """
 
     servers: tuple[str, ...]
-    stranded: tuple[str, ...]
-    unknown: tuple[str, ...]
-    rescued: tuple[str, ...]  # stranded clients that a pull of their group's current file would save
+    stranded_parts: tuple[Collection[str], ...]
+    unknown_parts: tuple[Collection[str], ...]
+    rescued_parts: tuple[Collection[str], ...]  # stranded clients a pull of their group's current file would save
+
+    @property
+    def stranded(self) -> tuple[str, ...]:
+        return _names(self.stranded_parts)
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        return _names(self.unknown_parts)
+
+    @property
+    def stranded_count(self) -> int:
+        return sum(len(p) for p in self.stranded_parts)
+
+    @property
+    def unknown_count(self) -> int:
+        return sum(len(p) for p in self.unknown_parts)
 
     @property
     def status(self) -> str:
         """safe (nobody stranded), wait (the outbox already holds the file that saves them), or unsafe."""
-        if not self.stranded:
+        stranded = self.stranded_count
+        if not stranded:
             return "safe"
-        return "wait" if len(self.rescued) == len(self.stranded) else "unsafe"
+        return "wait" if sum(len(p) for p in self.rescued_parts) == stranded else "unsafe"
 
 
 @dataclass(frozen=True)
@@ -96,10 +120,10 @@ def holdings(files: Mapping[str, tuple[SyLinkFacts, Iterable[str]]], verdicts: M
     """
     out = []
     for facts, names in files.values():
-        clients = tuple(sorted(names)) if sort else tuple(names)
+        clients: Collection[str] = tuple(sorted(names)) if sort else names if isinstance(names, Collection) else tuple(names)
         if not clients:
             continue
-        verdict = verdicts.get(clients[0])
+        verdict = verdicts.get(next(iter(clients)))
         trusted = verdict.trusted if verdict is not None else None
         group_keys = rescue.get(verdict.group_id, frozenset()) if verdict is not None and verdict.group_id else frozenset()
         out.append(Holding(embedded(facts), clients, trusted, group_keys))
@@ -121,19 +145,19 @@ def what_if(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], ser
     """Renewing `servers` with new keys now. Clients already untrusted are not counted: not this renewal's doing."""
     renewed = tuple(sorted(set(servers)))
     remaining = frozenset(key for name, key in keys.items() if name not in renewed)
-    stranded: list[str] = []
-    unknown: list[str] = []
-    rescued: list[str] = []
+    stranded: list[Collection[str]] = []
+    unknown: list[Collection[str]] = []
+    rescued: list[Collection[str]] = []
     for holding in held:
         if holding.trusted is False:
             continue
         after = _after(holding.certificates, basis, remaining)
         if after is False:
-            stranded += holding.clients
+            stranded.append(holding.clients)
             if holding.rescue & remaining:
-                rescued += holding.clients
+                rescued.append(holding.clients)
         elif after is None:
-            unknown += holding.clients
+            unknown.append(holding.clients)
     return WhatIf(renewed, tuple(stranded), tuple(unknown), tuple(rescued))
 
 
@@ -166,8 +190,8 @@ def plan(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], histor
         lines.append(ServerPlan(what_if(held, basis, keys, [server]), rollout(held, keys, history, server),
                                 keep_key_note(signature_hash, bits)))
     everything = what_if(held, basis, keys, keys)
-    order = tuple(p.what_if.servers[0] for p in sorted(lines, key=lambda p: (len(p.what_if.stranded), len(p.what_if.unknown),
-                                                                              p.what_if.servers[0])))
+    order = tuple(p.what_if.servers[0] for p in sorted(lines, key=lambda p: (p.what_if.stranded_count,
+                                                                              p.what_if.unknown_count, p.what_if.servers[0])))
     return RenewalPlan(tuple(lines), everything, order, advice(tuple(lines), everything))
 
 
@@ -175,7 +199,7 @@ def advice(lines: tuple[ServerPlan, ...], everything: WhatIf) -> str:
     """The safe order in words."""
     if not lines:
         return "no server key is known yet"
-    if not everything.stranded and not everything.unknown:
+    if not everything.stranded_count and not everything.unknown_count:
         return "renewing every server at once strands no client this exporter sees"
     waiting = [p.what_if.servers[0] for p in lines if p.what_if.status == "wait"]
     rolling = [p.rollout for p in lines if p.rollout.changed_at is not None and p.rollout.share < 1.0]
@@ -235,8 +259,8 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
         "servers": [
             {
                 "server": p.what_if.servers[0],
-                "stranded": len(p.what_if.stranded),
-                "unknown": len(p.what_if.unknown),
+                "stranded": p.what_if.stranded_count,
+                "unknown": p.what_if.unknown_count,
                 "status": p.what_if.status,
                 "stranded_clients": list(p.what_if.stranded),
                 "rollout": {"holding": p.rollout.holding, "total": p.rollout.total, "share": p.rollout.share,
@@ -245,7 +269,7 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
             }
             for p in found.servers
         ],
-        "all_at_once": {"stranded": len(found.everything.stranded), "unknown": len(found.everything.unknown),
+        "all_at_once": {"stranded": found.everything.stranded_count, "unknown": found.everything.unknown_count,
                         "status": found.everything.status},
         "order": list(found.order),
         "advice": found.advice,
@@ -258,15 +282,15 @@ def render_plan(found: RenewalPlan) -> list[str]:
     out = ["Renewal plan (a new key now):"]
     for p in found.servers:
         w = p.what_if
-        unknown = f", {len(w.unknown)} unknown" if w.unknown else ""
-        out.append(f"  {w.servers[0]}: {len(w.stranded)} clients stranded{unknown} ({w.status})")
+        unknown = f", {w.unknown_count} unknown" if w.unknown_count else ""
+        out.append(f"  {w.servers[0]}: {w.stranded_count} clients stranded{unknown} ({w.status})")
         if p.rollout.changed_at is not None:
             out.append(f"    rollout of its new key: {p.rollout.holding} of {p.rollout.total} clients "
                        f"({p.rollout.share:.0%})")
         out.append(f"    alternative: {p.keep_key}")
     e = found.everything
-    unknown = f", {len(e.unknown)} unknown" if e.unknown else ""
-    out.append(f"  all at once ({', '.join(e.servers)}): {len(e.stranded)} clients stranded{unknown} ({e.status})")
+    unknown = f", {e.unknown_count} unknown" if e.unknown_count else ""
+    out.append(f"  all at once ({', '.join(e.servers)}): {e.stranded_count} clients stranded{unknown} ({e.status})")
     out.append(f"  safe order: {found.advice}")
     for p in found.servers:
         others = [q for q in found.servers if q is not p and q.rollout.changed_at is not None]
@@ -280,11 +304,11 @@ def render_plan(found: RenewalPlan) -> list[str]:
 def render_what_if(found: WhatIf) -> list[str]:
     """`check --renewal`: the what-if for the named servers."""
     names = ", ".join(found.servers)
-    lines = [f"Renewing {names} with a new key now would strand {len(found.stranded)} clients ({found.status})"]
-    if found.unknown:
-        lines.append(f"  {len(found.unknown)} clients unknown: they list a server this exporter does not watch")
-    if found.stranded:
-        ordered = sorted(found.stranded)
+    lines = [f"Renewing {names} with a new key now would strand {found.stranded_count} clients ({found.status})"]
+    if found.unknown_count:
+        lines.append(f"  {found.unknown_count} clients unknown: they list a server this exporter does not watch")
+    if found.stranded_count:
+        ordered = found.stranded
         shown = ", ".join(ordered[:8]) + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
         lines.append(f"  stranded: {shown}")
     return lines

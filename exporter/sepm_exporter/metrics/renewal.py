@@ -20,11 +20,11 @@ def samples(plan: RenewalPlan) -> dict[str, list[Sample]]:
     stranded: list[Sample]
     unknown: list[Sample]
     rollout: list[Sample]
-    stranded = [((p.what_if.servers[0],), float(len(p.what_if.stranded))) for p in plan.servers]
-    unknown = [((p.what_if.servers[0],), float(len(p.what_if.unknown))) for p in plan.servers]
+    stranded = [((p.what_if.servers[0],), float(p.what_if.stranded_count)) for p in plan.servers]
+    unknown = [((p.what_if.servers[0],), float(p.what_if.unknown_count)) for p in plan.servers]
     if plan.servers:
-        stranded.append(((ALL,), float(len(plan.everything.stranded))))
-        unknown.append(((ALL,), float(len(plan.everything.unknown))))
+        stranded.append(((ALL,), float(plan.everything.stranded_count)))
+        unknown.append(((ALL,), float(plan.everything.unknown_count)))
     rollout = [((p.rollout.server,), float(p.rollout.holding)) for p in plan.servers]
     return {"sepm_renewal_stranded_clients": stranded, "sepm_renewal_unknown_clients": unknown,
             "sepm_renewal_rollout_clients": rollout}
