@@ -71,7 +71,7 @@ def certificate(lab: estate.Lab) -> Path:
 
 
 def the_client(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
-    return labels.get("client") == CLIENT or family == "sepm_group_clients"
+    return labels.get("client") == CLIENT or family == "sepm_group_clients" or family.startswith("sepm_renewal_")
 
 
 def the_certificate(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
