@@ -51,6 +51,7 @@ def test_one_server_at_a_time_strands_nobody_both_at_once_everyone(lab: estate.L
     text = "\n".join(renewal.render_plan(plan_of(exporter)))
     assert "renewing SEPM2 is now safe: every client embeds SEPM1's new key" in text
     assert "rollout of its new key: 12 of 12 clients (100%)" in text
+    assert renewal.plan_data(plan_of(exporter))["now_safe"] == ["renewing SEPM2 is now safe: every client embeds SEPM1's new key"]
 
 
 def one_rollout(exporter: Exporter) -> float:

@@ -253,6 +253,17 @@ def plan_for(inventory: Inventory, history: History, verdicts: Mapping[str, Clie
     return plan(held, basis, keys, history, certificates)
 
 
+def now_safe(found: RenewalPlan) -> list[str]:
+    """After a partner's key change: which server has become safe to renew, once its rollout is complete."""
+    out = []
+    for p in found.servers:
+        others = [q for q in found.servers if q is not p and q.rollout.changed_at is not None]
+        if p.what_if.status == "safe" and others and all(q.rollout.share >= 1.0 for q in others):
+            out.append(f"renewing {p.what_if.servers[0]} is now safe: every client embeds "
+                       f"{', '.join(q.what_if.servers[0] for q in others)}'s new key")
+    return out
+
+
 def plan_data(found: RenewalPlan) -> dict[str, object]:
     """The plan as plain data, for `check --format json` and the landing page."""
     return {
@@ -273,6 +284,7 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
                         "status": found.everything.status},
         "order": list(found.order),
         "advice": found.advice,
+        "now_safe": now_safe(found),
         "caveat": found.caveat,
     }
 
@@ -292,11 +304,7 @@ def render_plan(found: RenewalPlan) -> list[str]:
     unknown = f", {e.unknown_count} unknown" if e.unknown_count else ""
     out.append(f"  all at once ({', '.join(e.servers)}): {e.stranded_count} clients stranded{unknown} ({e.status})")
     out.append(f"  safe order: {found.advice}")
-    for p in found.servers:
-        others = [q for q in found.servers if q is not p and q.rollout.changed_at is not None]
-        if p.what_if.status == "safe" and others and all(q.rollout.share >= 1.0 for q in others):
-            out.append(f"  renewing {p.what_if.servers[0]} is now safe: every client embeds "
-                       f"{', '.join(q.what_if.servers[0] for q in others)}'s new key")
+    out += [f"  {line}" for line in now_safe(found)]
     out.append(f"  note: {found.caveat}")
     return out
 
