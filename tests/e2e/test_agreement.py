@@ -1,6 +1,11 @@
 """One verdict everywhere: on every lab incident step, the alerts a real Prometheus fires from the
-shipped rules are exactly the findings of `check` (and of the landing page, which shows the same
-Finding objects), by name, severity and subject; and `check` exits 2 exactly when one is critical.
+shipped rules are exactly the findings of `check` and of the landing page, by name, severity and
+subject; and `check` exits 2 exactly when one is critical.
+
+`check` is a one-shot scan on a copy of the state file (what `sepm-exporter check` runs). The
+landing page's findings are those of the serving exporter that Prometheus scrapes: it runs in this
+process (web server and watcher threads, as `serve` runs them), so the test reads the very Finding
+objects the page renders.
 
 Two estates, each with its own exporter and Prometheus reused across the steps: one group, and
 three groups whose SyLink.xml files are byte-identical. Lab heartbeats are 1 s (a 1.5 s window),
@@ -21,11 +26,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import free_port, start_exporter, stop, wait_for
+from helpers import free_port, get, wait_for
 from sepm_exporter.judge.findings import Severity, alert_subject, findings, worst
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import load_config
+from sepm_exporter.settings.webconfig import WebConfig
+from sepm_exporter.sources.watcher import Watcher
+from sepm_exporter.web import WebServer
 from services import Prometheus
 
 pytestmark = pytest.mark.e2e
@@ -54,8 +62,13 @@ class Estate:
         self.lab = estate.init(folder / "lab", groups=groups, clients=clients, heartbeat_seconds=1,
                                identical_groups=identical)
         self.port = free_port()
-        self.exporter = start_exporter(self.lab.config_path, self.port, "--watch.mode=events",
-                                       "--watch.debounce=0.05", log=folder / "exporter.log")
+        config = dataclasses.replace(load_config(self.lab.config_path), watch_mode="events", debounce=0.05)
+        self.served = Exporter(config)
+        self.web = WebServer(self.served, WebConfig(), f"127.0.0.1:{self.port}", "/metrics")
+        self.web.start()
+        self.watcher = Watcher(self.served, config.watch_mode)
+        self.watcher.start()
+        self.served.full_scan()
         rules = ", ".join(f"'{p}'" for p in rules_without_fixed_holds(folder))
         self.prometheus = Prometheus(
             folder / "prom",
@@ -72,6 +85,14 @@ class Estate:
             labels = series["metric"]
             out.add((labels["alertname"], labels["severity"], alert_subject(labels["alertname"], labels)))
         return out
+
+    def landing(self) -> set[Key]:
+        """The findings the landing page shows now (web.landing_page renders these)."""
+        with self.served.lock:
+            found = findings(self.served.scanner.inventory, self.served.history, self.served.derived,
+                             self.served.clock())
+        assert get(f"http://127.0.0.1:{self.port}/"), "the page renders these findings"
+        return {(f.alert, f.severity.name.lower(), f.subject) for f in found}
 
     def check(self) -> tuple[set[Key], Severity, int]:
         """What `check` says now, on a copy of the serving exporter's state file (it must not write it)."""
@@ -94,19 +115,22 @@ class Estate:
         while True:
             firing = self.firing()
             found, severity, _ = self.check()
+            page = self.landing()
             names = {k[0] for k in firing}
-            if firing == found and present <= names and not (absent & names):
+            if firing == found == page and present <= names and not (absent & names):
                 assert (severity == Severity.CRITICAL) == any(k[1] == "critical" for k in firing)
                 self.log.append(f"{step}: agreed after {time.monotonic() - started:.1f} s on {sorted(firing)}")
                 return firing
             if time.monotonic() > deadline:
                 raise AssertionError(f"{step}: the pager fires {sorted(firing - found)} that check does not say; "
-                                     f"check says {sorted(found - firing)} that does not fire")
+                                     f"check says {sorted(found - firing)} that does not fire; "
+                                     f"the page differs from the pager by {sorted(page ^ firing)}")
             time.sleep(0.3)
 
     def close(self) -> None:
         self.prometheus.stop()
-        stop(self.exporter)
+        self.watcher.stop()
+        self.web.close()
 
 
 def incident(env: Estate) -> None:
