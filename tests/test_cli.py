@@ -35,7 +35,8 @@ def test_check_exits_0_when_healthy_and_2_when_clients_are_stranded(lab: estate.
     lab.replicate("SEPM1", "SEPM2")
     broken = run("check", "--config", str(lab.config_path))
     assert broken.returncode == 2
-    assert "CRITICAL client WS-0001: SyLink.xml embeds no current server key" in broken.stdout
+    assert "CRITICAL group " in broken.stdout and "4 clients embed no current key of any server they list" in broken.stdout
+    assert "WS-0001" in broken.stdout and "alert SEPMClientServerKeyUntrusted" in broken.stdout
     assert "untrusted 12" in broken.stdout
 
 
@@ -53,9 +54,9 @@ def test_lab_replay_prints_what_the_admin_saw(tmp_path: Path) -> None:
     result = run("lab", "replay", str(tmp_path / "lab"))
     assert result.returncode == 0, result.stderr
     assert "group SyLink.xml identical on all partners: yes" in result.stdout
-    assert "CRITICAL server SEPM1: public key changed (previous key signed with sha1)" in result.stdout
+    assert "CRITICAL server SEPM1: public key changed 0s ago (the replaced key was signed with sha1)" in result.stdout
     keep = run("lab", "replay", str(tmp_path / "lab2"), "--keep-key")
-    assert "public key changed" not in keep.stdout and "CRITICAL client" not in keep.stdout
+    assert "public key changed" not in keep.stdout and "embed no current key" not in keep.stdout
 
 
 def test_progress_shows_only_on_a_terminal_after_a_second() -> None:

@@ -112,15 +112,16 @@ def test_config_problems(tmp_path: Path) -> None:
     assert absent.returncode == 1 and "cannot read the config file" in one_line(absent)
 
 
-def test_missing_collection_is_critical(lab: estate.Lab, tmp_path: Path) -> None:
+def test_missing_collection_is_said_as_the_alert_says_it(lab: estate.Lab, tmp_path: Path) -> None:
+    """One verdict everywhere: SEPMExporterRootDown is a warning, so `check` warns and exits 0."""
     config = tmp_path / "config.yml"
     config.write_text(lab.config_path.read_text(encoding="utf-8").replace(str(lab.clients_root), str(tmp_path / "no-such")),
                       encoding="utf-8")
     result = run("check", "--config", str(config))
-    assert result.returncode == 2, result.stdout
-    assert f"CRITICAL collection {tmp_path / 'no-such'}: collection cannot be read" in result.stdout
+    assert result.returncode == 0, result.stdout
+    assert f"WARNING  client root {tmp_path / 'no-such'}: client folder cannot be read" in result.stdout
     found = json.loads(run("check", "--config", str(config), "--format", "json").stdout)["findings"]
-    assert [f["alert"] for f in found if f["subject"].startswith("collection ")] == ["SEPMExporterRootDown"]
+    assert [f["alert"] for f in found if f["subject"].startswith("client root ")] == ["SEPMExporterRootDown"]
 
 
 def test_csv_needs_stranded(lab: estate.Lab) -> None:

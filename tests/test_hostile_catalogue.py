@@ -81,7 +81,7 @@ def certificate(lab: estate.Lab) -> Path:
 
 
 def the_client(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
-    return labels.get("client") == CLIENT or family == "sepm_group_clients"
+    return labels.get("client") == CLIENT or family == "sepm_group_clients" or family.startswith("sepm_renewal_")
 
 
 def the_certificate(lab: estate.Lab, family: str, labels: dict[str, str]) -> bool:
@@ -391,8 +391,9 @@ class Damage:
 
 
 def _series(text: bytes) -> Series:
+    """Every series but the exporter's own and the client aggregates (counts that every client moves)."""
     return {k: v for k, v in samples(text).items()
-            if not k[0].startswith(("sepm_exporter_", "process_", "python_")) and k[0] != "sepm_group_clients"}
+            if not k[0].startswith(("sepm_exporter_", "process_", "python_", "sepm_renewal_")) and k[0] != "sepm_group_clients"}
 
 
 def _others(found: Series, damages: list[Damage]) -> Series:

@@ -21,6 +21,9 @@ VERDICTS = [
     ClientVerdict("ABCDEF0123456789ABCDEF0123456789", True, None, True, ClientStatus.CURRENT),
     ClientVerdict("ABCDEF0123456789ABCDEF0123456789", False, 1700000000.25, False, ClientStatus.UNTRUSTED),
     ClientVerdict("", None, None, None, ClientStatus.UNMATCHED),
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", False, 1700000000.25, None, ClientStatus.STALE,
+                  "ABCDEF0123456789ABCDEF0123456789,BBCDEF0123456789ABCDEF0123456789"),
+    ClientVerdict("ABCDEF0123456789ABCDEF0123456789", True, None, None, ClientStatus.UNKNOWN, 'odd"set\\'),
 ]
 
 
@@ -36,6 +39,8 @@ def test_client_chunks_parse_back_to_the_facts(lab: estate.Lab, name: str, verdi
     text = b"".join(encode(header(BY_NAME[f])) + chunk for f, chunk in zip(clients.NAMES, chunks, strict=True))
     got = samples(text)  # prometheus_client's own parser: the escaping is right, or this fails
     group = {"group_id": verdict.group_id} if verdict is not None and verdict.group_id else {}
+    if verdict is not None and verdict.group_set:
+        group["group_set"] = verdict.group_set
     expected: dict[tuple[str, frozenset[tuple[str, str]]], float] = {
         ("sepm_client_sylink_info", frozenset({"client": name, **group, "sha256": facts.sha256,
                                                "canonical_sha256": facts.canonical_sha256}.items())): 1.0,
@@ -46,8 +51,9 @@ def test_client_chunks_parse_back_to_the_facts(lab: estate.Lab, name: str, verdi
     if verdict is not None and verdict.stale_since is not None:
         expected[("sepm_client_sylink_stale_since_timestamp_seconds", frozenset({"client": name, **group}.items()))] = (
             verdict.stale_since)
-    if verdict is not None and verdict.trusted is not None:
-        expected[("sepm_client_server_key_trusted", frozenset({"client": name}.items()))] = float(verdict.trusted)
+    if verdict is not None:  # 1 trusted, 0 untrusted, -1 unknown: never absent once judged
+        trust = -1.0 if verdict.trusted is None else float(verdict.trusted)
+        expected[("sepm_client_server_key_trusted", frozenset({"client": name}.items()))] = trust
     assert got == expected
 
 

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("healthcheck", help="exit 0 when a running `serve` answers on its listen address (for HEALTHCHECK)")
     _add_web_flags(health)
     health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
+    check.add_argument("--renewal", metavar="SERVER[,SERVER...]",
+                       help="what-if: renewing these servers with a new key now; exit 2 when it would strand any client")
     textfile = commands.add_parser("textfile", help="write the exposition for a textfile collector")
     _add_config_flags(textfile)
     textfile.add_argument("--output", type=Path, required=True, help="target file, ending in .prom")
@@ -304,8 +306,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         exporter = scan_once(config)
         prober_for(exporter).round()  # what the servers serve now, into the same report
-        return run_check(exporter, args.format, args.stranded)
+        return run_check(exporter, args.format, args.stranded, args.renewal)
     return 1
+
+
+def run_renewal_check(exporter: Exporter, names: list[str]) -> int:
+    """`check --renewal`: the what-if for those servers; 2 when it would strand any client, 1 for a name not watched."""
+    from sepm_exporter.judge import renewal
+
+    watched = exporter.config.servers
+    unknown = [n for n in names if n not in {s.name for s in watched}]
+    if unknown or not names:
+        print(f"--renewal: no watched server named {', '.join(unknown) or '(none given)'}; "
+              f"watched: {', '.join(s.name for s in watched)}", file=sys.stderr)
+        return 1
+    what_if = exporter.renewal_what_if(names)
+    print("\n".join(renewal.render_what_if(what_if)))
+    plan = exporter.report().plan
+    if plan is not None:
+        print(f"  safe order: {plan.advice}")
+    return 2 if what_if.stranded_count else 0
 
 
 def _textfile_target_problem(output: Path) -> str:
@@ -317,8 +337,10 @@ def _textfile_target_problem(output: Path) -> str:
     return ""
 
 
-def run_check(exporter: Exporter, fmt: str, stranded_only: bool) -> int:
-    """The report, the findings as JSON, or the stranded-client list; exit 2 when something is critical."""
+def run_check(exporter: Exporter, fmt: str, stranded_only: bool, renewal_arg: str | None = None) -> int:
+    """The report (with its renewal plan), the findings as JSON, or the stranded-client list; exit 2 when
+    something is critical. With `--renewal`, the exit code answers the what-if alone."""
+    from sepm_exporter.judge import renewal
     from sepm_exporter.judge.export import findings_json, stranded_csv, stranded_json
 
     report = exporter.report()
@@ -326,9 +348,14 @@ def run_check(exporter: Exporter, fmt: str, stranded_only: bool) -> int:
     if stranded_only:
         sys.stdout.write(stranded_csv(report.stranded) if fmt == "csv" else stranded_json(report.stranded))
     elif fmt == "json":
-        sys.stdout.write(findings_json(report.rows, worst(found), report.at))
+        plan = renewal.plan_data(report.plan) if report.plan is not None else None
+        sys.stdout.write(findings_json(report.rows, worst(found), report.at, plan))
     else:
         print(render_report(report.servers, found, report.counts), end="")
+        if report.plan is not None:
+            print("\n".join(renewal.render_plan(report.plan)))
+    if renewal_arg is not None:
+        return run_renewal_check(exporter, [n.strip() for n in renewal_arg.split(",") if n.strip()])
     return 2 if worst(found) >= Severity.CRITICAL else 0
 
 

@@ -17,6 +17,7 @@ from sepm_exporter import __version__
 from sepm_exporter.judge.clients import ClientStatus
 from sepm_exporter.judge.findings import ServerLine, Severity
 from sepm_exporter.judge.remediation import Row
+from sepm_exporter.judge.renewal import now_safe
 from sepm_exporter.runtime import Exporter, Report
 
 RUNBOOK_BASE = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"  # the prefix the alerts' runbook_url use
@@ -153,7 +154,10 @@ def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
 
 
 def _groups(report: Report) -> str:
-    groups = sorted({g for g, _ in report.counts} | set(report.replica_mismatch) | {g for _, g in report.key_match})
+    per_group: dict[tuple[str, str], int] = {}  # (group, state): a shared file's clients count under its lead group
+    for (group_id, _set, state), count in report.counts.items():
+        per_group[(group_id, state)] = per_group.get((group_id, state), 0) + count
+    groups = sorted({g for g, _ in per_group} | set(report.replica_mismatch) | {g for _, g in report.key_match})
     out = []
     for group in groups:
         mismatch = report.replica_mismatch.get(group)
@@ -161,7 +165,7 @@ def _groups(report: Report) -> str:
         keys = ", ".join(
             f"{_e(server)}: {'yes' if ok else 'NO'}" for (server, g), ok in sorted(report.key_match.items()) if g == group
         )
-        counts = "".join(f'<td class="num">{report.counts.get((group, s.value), 0)}</td>' for s in ClientStatus)
+        counts = "".join(f'<td class="num">{per_group.get((group, s.value), 0)}</td>' for s in ClientStatus)
         out.append(f"<tr><td><code>{_e(group)}</code></td><td>{parity}</td><td>{keys or '&ndash;'}</td>{counts}</tr>")
     return "".join(out) or '<tr><td colspan="7" class="muted">no groups seen</td></tr>'
 
@@ -175,9 +179,37 @@ def _roots(report: Report) -> str:
     )
 
 
-def _totals(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+_PLAN_CLASS = {"safe": "good", "wait": "bad", "unsafe": "bad"}
+
+
+def _plan(report: Report, now: float) -> str:
+    """The renewal plan: what a new-key renewal of each server would strand now, and the order that strands nobody."""
+    if report.plan is None or not report.plan.servers:
+        return '<p class="muted">no server certificate to plan a renewal for</p>'
+    plan = report.plan
+    rows = []
+    for p in plan.servers:
+        w, roll = p.what_if, p.rollout
+        rollout = (f"{roll.holding} of {roll.total} clients ({roll.share:.0%}) since {_e(_when(roll.changed_at, now))}"
+                   if roll.changed_at is not None else DASH)
+        rows.append(
+            f'<tr data-server="{_e(w.servers[0])}"><td>{_e(w.servers[0])}</td><td class="num">{w.stranded_count}</td>'
+            f'<td class="num">{w.unknown_count}</td><td class="{_PLAN_CLASS.get(w.status, "")}">{_e(w.status.upper())}</td>'
+            f"<td>{rollout}</td><td>{_e(p.keep_key)}</td></tr>")
+    e = plan.everything
+    rows.append(f'<tr data-server="*"><td>all at once ({_e(", ".join(e.servers))})</td><td class="num">{e.stranded_count}</td>'
+                f'<td class="num">{e.unknown_count}</td><td class="{_PLAN_CLASS.get(e.status, "")}">{_e(e.status.upper())}</td>'
+                f"<td>{DASH}</td><td>{DASH}</td></tr>")
+    notes = "".join(f'<p class="good" data-now-safe>{_e(line)}</p>' for line in now_safe(plan))
+    return (f'<table id="plan"><tr><th>renew with a new key now</th><th>clients stranded</th><th>unknown</th>'
+            f"<th>verdict</th><th>rollout of its last new key</th><th>the alternative that strands nobody</th></tr>"
+            f'{"".join(rows)}</table><p id="order"><b>Safe order:</b> {_e(plan.advice)}</p>{notes}'
+            f'<p class="muted">{_e(plan.caveat)}</p>')
+
+
+def _totals(counts: dict[tuple[str, str, str], int]) -> dict[str, int]:
     totals = {s.value: 0 for s in ClientStatus}
-    for (_group, state), count in counts.items():
+    for (_group, _set, state), count in counts.items():
         totals[state] = totals.get(state, 0) + count
     return totals
 
@@ -220,6 +252,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
 <table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
 {_problem_rows(table, files, now)}</table>
 <h2>Clients</h2><div class="totals" id="totals">{boxes}</div>
+<h2>Renewal plan</h2>{_plan(report, now)}
 <h2>Server certificates</h2>
 <table id="servers"><tr><th>server</th><th>site</th><th>root</th><th>days left</th><th>signature</th><th>key bits</th>
 <th>key (sha256)</th><th>key changed</th></tr>{servers}</table>

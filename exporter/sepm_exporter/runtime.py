@@ -17,18 +17,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sepm_exporter.judge import history as history_module
-from sepm_exporter.judge import served
-from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
+from sepm_exporter.judge import renewal, served
+from sepm_exporter.judge.clients import (
+    ClientVerdict,
+    GroupIndex,
+    TrustBasis,
+    build_index,
+    classify,
+    embedded,
+    group_counts,
+    trust_basis,
+)
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
-from sepm_exporter.judge.remediation import Row, StrandedClient, collection_findings, rows, stranded
+from sepm_exporter.judge.remediation import Row, StrandedClient, rows, stranded
+from sepm_exporter.judge.renewal import RenewalPlan, WhatIf
 from sepm_exporter.metrics import clients as client_metrics
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
 from sepm_exporter.metrics import keystore as keystore_metrics
+from sepm_exporter.metrics import renewal as renewal_metrics
+from sepm_exporter.metrics import serverlist as serverlist_metrics
 from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
@@ -59,14 +71,15 @@ class Report:
 
     at: float
     servers: list[ServerLine]
-    findings: list[Finding]  # worst first, collection problems included
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, state) -> clients
+    findings: list[Finding]  # worst first, background sources' included
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (group, group set, state) -> clients
     rows: list[Row] = field(default_factory=list)  # one per subject the on-call acts on
     stranded: list[StrandedClient] = field(default_factory=list)
     replica_mismatch: dict[str, bool] = field(default_factory=dict)
     key_match: dict[tuple[str, str], bool] = field(default_factory=dict)
     key_changed: dict[str, float] = field(default_factory=dict)  # server -> when its key last changed
     roots: list[Root] = field(default_factory=list)
+    plan: RenewalPlan | None = None  # what a new-key renewal of each server would strand, and the safe order
     last_scan: float = 0.0
     scan_duration: float = 0.0
 
@@ -104,8 +117,8 @@ class Exporter:
         self._source_findings: dict[str, Callable[[Inventory], list[Finding]]] = {}  # background source -> its findings
         self.publish_seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
         self._index: GroupIndex | None = None
-        self._key_set: frozenset[str] = frozenset()
-        self._counts: dict[tuple[str, str], int] = {}  # (group, state) -> clients, one verdict at a time
+        self._basis = TrustBasis()
+        self._counts: dict[tuple[str, str, str], int] = {}  # (group, group set, state) -> clients, one verdict at a time
         self._canonical: dict[str, str] = {}  # client -> canonical hash of its file
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
@@ -145,7 +158,7 @@ class Exporter:
         now = self.clock()
         inventory = self.scanner.inventory
         derived = self.derived
-        found = findings(inventory, self.history, derived, now) + collection_findings(inventory)
+        found = findings(inventory, self.history, derived, now)
         for source in sorted(self._source_findings):
             found += self._source_findings[source](inventory)
         found.sort(key=lambda f: -f.severity)
@@ -156,9 +169,16 @@ class Exporter:
             rows=rows(found, derived.verdicts, self.history, inventory), stranded=stranded(inventory, derived.verdicts),
             replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
             key_changed={name: h.changed_at for name, h in self.history.servers.items() if h.changed_at is not None},
-            roots=roots, last_scan=self.last_scan, scan_duration=self.scan_duration,
+            roots=roots, plan=renewal.plan_for(inventory, self.history, derived.verdicts),
+            last_scan=self.last_scan, scan_duration=self.scan_duration,
         )
         return self._report
+
+    def renewal_what_if(self, servers: list[str]) -> WhatIf:
+        """`check --renewal`: what renewing these servers with a new key now would strand (a writer step)."""
+        with self._write:
+            held = renewal.holdings_for(self.scanner.inventory, self.history, self.derived.verdicts)
+            return renewal.what_if(*held, servers)
 
     def publish(self, families: Mapping[str, list[Sample]], source: str = "",
                 findings: Callable[[Inventory], list[Finding]] | None = None) -> None:
@@ -226,9 +246,10 @@ class Exporter:
             dirty = self._record_keys(now)
             remembered = {name: h.current.public_key_sha256 for name, h in self.history.servers.items() if h.current}
             keys = current_server_keys(inventory, remembered)
-            key_set = frozenset(keys.values())
+            previous = {name: h.previous.public_key_sha256 for name, h in self.history.servers.items() if h.previous}
+            basis = trust_basis(keys, previous)
             rejudge = set(changes.clients)
-            if changes.servers or key_set != self._key_set or self._index is None:
+            if changes.servers or basis != self._basis or self._index is None:
                 copies = group_copies(inventory)
                 for group_id, held in copies.items():
                     for copy in held:
@@ -238,9 +259,9 @@ class Exporter:
                 index = build_index(copies, self.history.groups)
                 for canonical in index.changed(self._index):
                     rejudge |= self._by_canonical.get(canonical, set())
-                if key_set != self._key_set:
+                if basis != self._basis:
                     rejudge |= set(inventory.clients) | set(self.derived.verdicts)
-                self._index, self._key_set = index, key_set
+                self._index, self._basis = index, basis
                 self._verdict_memo = {}
                 if len(self._verdict_pool) > self._pool_limit:  # a bounded pool: verdicts no client holds go
                     self._verdict_pool = {v: v for v in self.derived.verdicts.values()}
@@ -249,6 +270,7 @@ class Exporter:
                 self.derived.key_match = server_key_match(inventory, keys)
                 self._set_families(server_metrics.samples(inventory, self.history))
                 self._set_families(group_metrics.samples(inventory, self.derived))
+                self._set_families(serverlist_metrics.samples(inventory))
                 self._set_families(keystore_metrics.samples(inventory))
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
@@ -257,6 +279,7 @@ class Exporter:
                 counts = group_counts(self._counts, self._index.newest)
                 self.derived.group_counts = counts
                 self._set_families(group_metrics.client_counts(counts))
+                self._render_renewal()
             if dirty:
                 self._save_history()
             self._render_self()
@@ -282,6 +305,12 @@ class Exporter:
         for name, found in families.items():
             self.rendered.set_family(name, found)
 
+    def _render_renewal(self) -> None:
+        """Stranded-if-renewed: per distinct client file, not per client, so it stays cheap at 100,000."""
+        found = renewal.plan_for(self.scanner.inventory, self.history, self.derived.verdicts, self._by_canonical, sort=False)
+        for name, samples in renewal_metrics.samples(found).items():
+            self.rendered.set_family(name, samples)
+
     def _chunks(self, name: str) -> tuple[bytes, ...]:
         return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
 
@@ -303,7 +332,7 @@ class Exporter:
         verdicts = self.derived.verdicts
         old = verdicts.pop(name, None)
         if old is not None:
-            self._counts[(old.group_id, old.status.value)] -= 1
+            self._counts[(old.group_id, old.group_set, old.status.value)] -= 1
         old_canonical = self._canonical.pop(name, None)
         if old_canonical is not None:
             holders = self._by_canonical[old_canonical]
@@ -317,10 +346,10 @@ class Exporter:
             memo_key = (facts.canonical_sha256, facts.key_digests)
             verdict = self._verdict_memo.get(memo_key)
             if verdict is None:  # clients with the same file get the same verdict: judge the file once
-                verdict = classify(facts.canonical_sha256, facts.key_digests, self._index, self._key_set)
+                verdict = classify(facts.canonical_sha256, embedded(facts), self._index, self._basis)
                 verdict = self._verdict_memo[memo_key] = self._verdict_pool.setdefault(verdict, verdict)
             verdicts[name] = verdict
-            key = (verdict.group_id, verdict.status.value)
+            key = (verdict.group_id, verdict.group_set, verdict.status.value)
             self._counts[key] = self._counts.get(key, 0) + 1
             self._canonical[name] = facts.canonical_sha256
             self._by_canonical.setdefault(facts.canonical_sha256, set()).add(name)

@@ -60,28 +60,14 @@ def configs(lab: estate.Lab, topology: str, folder: Path) -> list[Path]:
     """
     if topology == "one exporter":
         return [lab.config_path]
-    servers = {s.name: (s.site, lab.server_root(s.name)) for s in lab.state.servers}
-
-    def server_yaml(name: str) -> str:
-        site, root = servers[name]
-        return f"  - name: {name}\n    site: {site}\n    root: {json.dumps(str(root))}\n"
-
-    paths = []
-    for name in servers:
-        path = folder / f"{name}.yml"
-        path.write_text(f"servers:\n{server_yaml(name)}state_file: {json.dumps(str(folder / (name + '.state')))}\n",
-                        encoding="utf-8")
-        paths.append(path)
-    path = folder / "clients.yml"
-    path.write_text(f"servers:\n{''.join(server_yaml(n) for n in servers)}clients:\n"
-                    f"  - collection: {json.dumps(str(lab.clients_root))}\n"
-                    f"state_file: {json.dumps(str(folder / 'clients.state'))}\n", encoding="utf-8")
-    return [*paths, path]
+    return estate.write_split_configs(lab, folder)
 
 
-@pytest.fixture(params=["one exporter", "one per server"])
+@pytest.fixture(params=[("one exporter", False), ("one per server", False), ("one exporter", True), ("one per server", True)],
+                ids=["one exporter", "one per server", "one exporter, identical groups", "one per server, identical groups"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[estate.Lab, Receiver, Prometheus]]:
-    lab = estate.init(tmp_path / "lab", groups=2, clients=6, heartbeat_seconds=5)
+    topology, identical = request.param
+    lab = estate.init(tmp_path / "lab", groups=2, clients=6, heartbeat_seconds=5, identical_groups=identical)
     receiver = Receiver()
     alertmanager = Alertmanager(
         tmp_path / "am",
@@ -90,7 +76,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[esta
         f"      - url: {receiver.url}\n        send_resolved: false\n",
     )
     ports, exporters = [], []
-    for number, config in enumerate(configs(lab, request.param, tmp_path)):
+    for number, config in enumerate(configs(lab, topology, tmp_path)):
         ports.append(free_port())
         exporters.append(start_exporter(config, ports[-1], "--watch.mode=events", log=tmp_path / f"exporter{number}.log"))
     targets = ", ".join(f"'127.0.0.1:{port}'" for port in ports)
@@ -123,8 +109,9 @@ def test_new_key_renewal_pages_before_the_heartbeat(stack: tuple[estate.Lab, Rec
     lab.renew("SEPM2", new_key=True)
     lab.publish("SEPM1")
     lab.replicate("SEPM1", "SEPM2")
-    wait_for(lambda: len([n for n in receiver.names("critical") if n[0] == "SEPMClientServerKeyUntrusted"]) == 6,
-             timeout=30)
+    untrusted = {g.group_id for g in lab.state.groups} if not lab.state.identical_groups else {min(g.group_id for g in lab.state.groups)}
+    wait_for(lambda: {a["labels"]["group_id"] for a in receiver.alerts if a["labels"]["alertname"] == "SEPMClientServerKeyUntrusted"}
+             == untrusted, timeout=30)
     order = [name for name, _ in receiver.names("critical")]
     assert order.index("SEPMServerKeyChanged") < order.index("SEPMClientServerKeyUntrusted")
     # SEPM2's page is its own group (site osaka): it may land just after the client pages.
@@ -133,8 +120,11 @@ def test_new_key_renewal_pages_before_the_heartbeat(stack: tuple[estate.Lab, Rec
     assert key_alert["labels"]["site"] == "tokyo"
     assert "SHA-1 era" in key_alert["annotations"]["summary"]
     assert key_alert["annotations"]["runbook_url"].endswith("docs/runbooks/SEPMServerKeyChanged.md")
-    untrusted = {c for n, c in receiver.names("critical") if n == "SEPMClientServerKeyUntrusted"}
-    assert untrusted == set(lab.state.clients)
+    pages = [a for a in receiver.alerts if a["labels"]["alertname"] == "SEPMClientServerKeyUntrusted"]
+    assert len({a["labels"]["group_id"] for a in pages}) == len(untrusted), "one page per group, not one per client"
+    assert sum(int(a["annotations"]["description"].split()[0]) for a in {a["labels"]["group_id"]: a for a in pages}.values()) == 6
+    if lab.state.identical_groups:
+        assert all(a["labels"]["group_set"] == ",".join(sorted(g.group_id for g in lab.state.groups)) for a in pages)
 
 
 def test_keep_key_renewal_delivers_no_critical(stack: tuple[estate.Lab, Receiver, Prometheus]) -> None:
@@ -147,5 +137,7 @@ def test_keep_key_renewal_delivers_no_critical(stack: tuple[estate.Lab, Receiver
         lab.pull(0.5, group_id=group.group_id)
     # Past the heartbeat window (5 s x 1.5) the other half are stale: a warning, nothing more.
     wait_for(lambda: ("SEPMClientSyLinkStale", "") in receiver.names(), timeout=40)
+    stale = [a for a in receiver.alerts if a["labels"]["alertname"] == "SEPMClientSyLinkStale"]
+    assert all(a["labels"].get("group_id") for a in stale), "never a page without a group"
     assert prometheus.query('ALERTS{alertstate="firing",severity="critical"}') == []
     assert receiver.names("critical") == []

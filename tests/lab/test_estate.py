@@ -75,3 +75,25 @@ def test_groups_appear_and_vanish(lab: estate.Lab) -> None:
 def test_lab_survives_a_japanese_folder_name(tmp_path: Path) -> None:
     lab = estate.init(tmp_path / "ラボ", groups=1, clients=2)
     assert load_config(lab.config_path).servers[0].root.is_dir()
+
+
+def test_identical_groups_and_split_configs_from_the_command_line(tmp_path: Path) -> None:
+    from sepm_exporter.cli import main
+
+    directory = tmp_path / "lab"
+    assert main(["lab", "init", str(directory), "--groups", "3", "--clients", "6", "--identical-groups"]) == 0
+    lab = estate.Lab(directory)
+    assert lab.state.identical_groups
+    files = {lab.sylink_path("SEPM1", g.group_id).read_bytes() for g in lab.state.groups}
+    assert len(files) == 1, "byte-identical, as groups that inherit their settings"
+    lab.publish("SEPM1")
+    assert len({lab.sylink_path("SEPM1", g.group_id).read_bytes() for g in estate.Lab(directory).state.groups}) == 1
+    assert main(["lab", "split-configs", str(directory), "--clients-on", "SEPM1"]) == 0
+    sepm1 = load_config(directory / "split" / "SEPM1.yml")
+    sepm2 = load_config(directory / "split" / "SEPM2.yml")
+    assert [s.name for s in sepm1.servers] == ["SEPM1"] and sepm1.collections
+    assert [s.name for s in sepm2.servers] == ["SEPM2"] and not sepm2.collections
+    assert sepm1.state_file != sepm2.state_file
+    paths = estate.write_split_configs(lab, tmp_path / "other")
+    assert [p.name for p in paths] == ["SEPM1.yml", "SEPM2.yml", "clients.yml"]
+    assert [s.name for s in load_config(paths[2]).servers] == ["SEPM1", "SEPM2"]

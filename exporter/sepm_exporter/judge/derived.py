@@ -14,4 +14,4 @@ class Derived:
     replica_mismatch: dict[str, bool] = field(default_factory=dict)  # group -> partners disagree
     key_match: dict[tuple[str, str], bool] = field(default_factory=dict)  # (server, group) -> embeds its key
     verdicts: dict[str, ClientVerdict] = field(default_factory=dict)  # client -> verdict
-    group_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, state) -> clients
+    group_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (group, group set, state) -> clients

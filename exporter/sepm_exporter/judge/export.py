@@ -22,9 +22,10 @@ def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
-def findings_json(rows: Iterable[Row], worst: Severity, now: float) -> str:
-    """Every finding, one per subject, with its severity, alert, runbook, since, affected clients and fix."""
-    document = {
+def findings_json(rows: Iterable[Row], worst: Severity, now: float, plan: dict[str, object] | None = None) -> str:
+    """Every finding, one per subject, with its severity, alert, runbook, since, affected clients and fix;
+    and the renewal plan (what a new-key renewal of each server would strand, and the safe order)."""
+    document: dict[str, object] = {
         "status": worst.name.lower(),
         "generated": _iso(now),
         "findings": [
@@ -43,6 +44,8 @@ def findings_json(rows: Iterable[Row], worst: Severity, now: float) -> str:
             for row in rows
         ],
     }
+    if plan is not None:
+        document["renewal_plan"] = plan
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

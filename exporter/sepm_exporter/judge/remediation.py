@@ -169,7 +169,7 @@ def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: 
     changed_at = _key_changed_at(history)
     for finding in found:
         alert = alert_of(finding)
-        if finding.subject.startswith("client ") and not finding.clients:
+        if finding.subject.startswith("client ") and not finding.subject.startswith("client root ") and not finding.clients:
             client = finding.subject[len("client "):]
             verdict = verdicts.get(client)
             group = verdict.group_id if verdict is not None and verdict.group_id else "?"
@@ -198,13 +198,3 @@ def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: 
         fix = FIXES.get(alert, "")
         out.append(Row(severity, alert, subject, message, since[(severity, alert, subject, message)], tuple(sorted(clients)), fix))
     return sorted(out, key=lambda r: (-r.severity, -len(r.clients), r.subject, r.message))
-
-
-def collection_findings(inventory: Inventory) -> list[Finding]:
-    """A client collection that cannot be read hides every client in it: critical, as a server root down is."""
-    return [
-        Finding(Severity.CRITICAL, f"collection {key}", "collection cannot be read: its clients are not watched",
-                alert="SEPMExporterRootDown", fix=FIXES["SEPMExporterRootDown"])
-        for key, state in inventory.collections.items()
-        if not state.root_up
-    ]

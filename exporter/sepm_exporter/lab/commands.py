@@ -25,6 +25,11 @@ def add_lab_parser(commands: Any) -> None:
     init.add_argument("--key-bits", type=int, default=1024)
     init.add_argument("--certificate-age-days", type=float, default=3000.0)
     init.add_argument("--valid-days", type=int, default=3650)
+    init.add_argument("--identical-groups", action="store_true",
+                      help="every group inherits the same settings: byte-identical group files")
+    split = steps.add_parser("split-configs", help="write one exporter config per server (split topology)")
+    split.add_argument("dir", type=Path)
+    split.add_argument("--clients-on", help="the server whose exporter also watches the clients (default: a separate clients exporter)")
     renew = steps.add_parser("renew", help="renew a server certificate, with or without a new key")
     renew.add_argument("dir", type=Path)
     renew.add_argument("server")
@@ -144,6 +149,7 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
             directory, groups=args.groups, clients=args.clients, heartbeat_seconds=args.heartbeat,
             randomization_seconds=args.randomization, mode=args.mode, signature_hash=args.signature_hash,
             key_bits=args.key_bits, certificate_age_days=args.certificate_age_days, valid_days=args.valid_days,
+            identical_groups=args.identical_groups,
         )
         print(f"lab ready in {directory}; config: {lab.config_path}")
         return 0
@@ -176,6 +182,9 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
     elif args.step == "hostile":
         target = args.target if args.target.is_absolute() else directory / args.target
         lab.write_hostile(args.kind, target)
+    elif args.step == "split-configs":
+        for path in estate.write_split_configs(lab, directory / "split", args.clients_on):
+            print(path)
     elif args.step == "vanish":
         lab.vanish(args.server)
     elif args.step == "restore":

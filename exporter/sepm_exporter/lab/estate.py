@@ -26,6 +26,7 @@ LAB_FILE = "lab.json"
 CONFIG_FILE = "sepm-exporter.yml"
 KEYSTORE_MODES = ("both", "skip", "only")
 DEFAULT_SERVERS = (("SEPM1", "tokyo", "10.0.0.111"), ("SEPM2", "osaka", "10.0.1.111"))
+SHARED_GROUP_NAME = "My Company"  # the PreferredGroup of every file when groups inherit one setting
 
 
 @dataclass
@@ -60,6 +61,7 @@ class LabState:
     clients: dict[str, str]  # client name -> group ID
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    identical_groups: bool = False  # every group inherits the same settings: byte-identical outbox files
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -88,6 +90,7 @@ class Lab:
             clients=dict(raw["clients"]),
             seed=raw.get("seed", 1),
             extra=dict(raw.get("extra", {})),
+            identical_groups=bool(raw.get("identical_groups", False)),
         )
 
     # -- paths ------------------------------------------------------------------------------
@@ -211,7 +214,7 @@ class Lab:
             site=self.state.servers[0].site,
             servers=servers,
             certificates=certificates,
-            preferred_group=group.name,
+            preferred_group=SHARED_GROUP_NAME if self.state.identical_groups else group.name,
         )
 
     def publish(self, server: str, group_ids: list[str] | None = None) -> list[Path]:
@@ -396,8 +399,13 @@ def init(
     valid_days: int = 3650,
     seed: int = 1,
     kcs: str | None = None,
+    identical_groups: bool = False,
 ) -> Lab:
-    """Build a replicated pair on legacy certificates, its groups and a client collection."""
+    """Build a replicated pair on legacy certificates, its groups and a client collection.
+
+    `identical_groups`: every group's SyLink.xml is byte for byte the same (groups that inherit
+    their communication settings), so a client's file cannot tell its group.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     domain_id = _hex32(f"domain-{seed}")
@@ -417,6 +425,7 @@ def init(
         ],
         clients={},
         seed=seed,
+        identical_groups=identical_groups,
     )
     for i in range(1, clients + 1):
         state.clients[f"WS-{i:04d}"] = state.groups[(i - 1) % groups].group_id
@@ -454,3 +463,33 @@ def write_config(lab: Lab) -> Path:
     ]
     atomic_write(lab.config_path, ("\n".join(lines) + "\n").encode("utf-8"))
     return lab.config_path
+
+
+def _server_yaml(lab: Lab, name: str) -> str:
+    spec = lab.server(name)
+    return f"  - name: {name}\n    site: {spec.site}\n    root: {json.dumps(str(lab.server_root(name)), ensure_ascii=False)}\n"
+
+
+def write_split_configs(lab: Lab, folder: Path, clients_on: str | None = None) -> list[Path]:
+    """One exporter config per SEPM server (docs/deployment.md), each with its own state file.
+
+    `clients_on` names the server whose exporter also watches the client collection (it then sees
+    that server alone, so trust in the other servers' keys is unknown to it); None adds a separate
+    clients exporter that watches every server's tree beside the collection.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    collection = f"clients:\n  - collection: {json.dumps(str(lab.clients_root), ensure_ascii=False)}\n"
+    paths = []
+    for server in lab.state.servers:
+        path = folder / f"{server.name}.yml"
+        clients = collection if server.name == clients_on else ""
+        state = json.dumps(str(folder / (server.name + ".state")), ensure_ascii=False)
+        atomic_write(path, f"servers:\n{_server_yaml(lab, server.name)}{clients}state_file: {state}\n".encode())
+        paths.append(path)
+    if clients_on is None:
+        path = folder / "clients.yml"
+        servers = "".join(_server_yaml(lab, s.name) for s in lab.state.servers)
+        state = json.dumps(str(folder / "clients.state"), ensure_ascii=False)
+        atomic_write(path, f"servers:\n{servers}{collection}state_file: {state}\n".encode())
+        paths.append(path)
+    return paths

@@ -6,18 +6,11 @@ against `FAMILIES`.
 
 from __future__ import annotations
 
-from sepm_exporter.metrics import clients, exporter, groups, keystore, probes, servers
+from sepm_exporter.metrics import clients, exporter, groups, keystore, probes, renewal, serverlist, servers
 from sepm_exporter.metrics.family import Family
 
-AREAS = (servers, groups, clients, exporter, keystore, probes)
+AREAS = (servers, groups, serverlist, clients, exporter, keystore, probes, renewal)
 
-FAMILIES: tuple[Family, ...] = (
-    *servers.FAMILIES,
-    *groups.FAMILIES,
-    *clients.FAMILIES,
-    *exporter.FAMILIES,
-    *keystore.FAMILIES,
-    *probes.FAMILIES,
-)
+FAMILIES: tuple[Family, ...] = tuple(family for area in AREAS for family in area.FAMILIES)
 
 BY_NAME = {family.name: family for family in FAMILIES}

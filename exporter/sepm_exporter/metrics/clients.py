@@ -15,18 +15,20 @@ from sepm_exporter.metrics.family import Family
 from sepm_exporter.sources.inventory import ClientState
 
 FAMILIES: tuple[Family, ...] = (
-    Family("sepm_client_sylink_info", "gauge", ("client", "group_id", "sha256", "canonical_sha256"),
-           "A client's SyLink.xml; the value is 1."),
+    Family("sepm_client_sylink_info", "gauge", ("client", "group_id", "sha256", "canonical_sha256", "group_set"),
+           "A client's SyLink.xml; the value is 1. group_set names the groups sharing its file version, if several."),
     Family("sepm_client_sylink_modified_timestamp_seconds", "gauge", ("client",),
            "When the client's SyLink.xml was last written (file mtime)."),
-    Family("sepm_client_sylink_current", "gauge", ("client", "group_id"),
+    Family("sepm_client_sylink_current", "gauge", ("client", "group_id", "group_set"),
            "1 when the client's file equals its group's newest server-side file, 0 when it holds an older one."),
-    Family("sepm_client_sylink_stale_since_timestamp_seconds", "gauge", ("client", "group_id"),
+    Family("sepm_client_sylink_stale_since_timestamp_seconds", "gauge", ("client", "group_id", "group_set"),
            "When the group's server-side file moved on from the version the client still holds."),
     Family("sepm_client_server_key_trusted", "gauge", ("client",),
-           "1 when some key embedded in the client's file is a current server key, else 0."),
+           "1 trusted (embeds a current key of a watched server), 0 untrusted (every listed server watched, "
+           "none of their current keys embedded), -1 unknown."),
 )
 NAMES = tuple(f.name for f in FAMILIES)  # the order of a client's chunks
+TRUST_VALUE: dict[bool | None, str] = {True: "1.0", False: "0.0", None: "-1.0"}  # -1: unknown, never untrusted
 EMPTY = (b"",) * len(FAMILIES)
 
 
@@ -38,15 +40,15 @@ def _text(value: str) -> str:
 def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> tuple[str, str, str, str]:
     """The parts of a client's lines that depend on its file and verdict, not its name: shared by many."""
     group = f',group_id="{_text(verdict.group_id)}"' if verdict is not None and verdict.group_id else ""
-    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"}} 1.0\n'
+    group_set = f',group_set="{_text(verdict.group_set)}"' if verdict is not None and verdict.group_set else ""
+    info = f'{group},sha256="{sha256}",canonical_sha256="{canonical}"{group_set}}} 1.0\n'
     current = stale = trusted = ""
     if verdict is not None:
         if verdict.current is not None:
-            current = f"{group}}} {'1.0' if verdict.current else '0.0'}\n"
+            current = f"{group}{group_set}}} {'1.0' if verdict.current else '0.0'}\n"
         if verdict.stale_since is not None:
-            stale = f"{group}}} {format_value(verdict.stale_since)}\n"
-        if verdict.trusted is not None:
-            trusted = f"}} {'1.0' if verdict.trusted else '0.0'}\n"
+            stale = f"{group}{group_set}}} {format_value(verdict.stale_since)}\n"
+        trusted = f"}} {TRUST_VALUE[verdict.trusted]}\n"
     return info, current, stale, trusted
 
 

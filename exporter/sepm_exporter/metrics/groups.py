@@ -33,8 +33,8 @@ FAMILIES: tuple[Family, ...] = (
            "A group's index2.xml profile attributes; the value is 1."),
     Family("sepm_group_index_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
            "When SEPM says the group's profile last changed (index2.xml LastModifiedTime, milliseconds in the file)."),
-    Family("sepm_group_clients", "gauge", ("group_id", "state"),
-           "Clients per group and state (current, stale, untrusted, unmatched)."),
+    Family("sepm_group_clients", "gauge", ("group_id", "state", "group_set"),
+           "Clients per group and state (current, stale, untrusted, unknown, unmatched); shared files count under the lead group."),
 )
 FILE_FAMILIES = tuple(f.name for f in FAMILIES if f.name != "sepm_group_clients")
 
@@ -85,8 +85,13 @@ def _milliseconds(text: str) -> float | None:
     return int(text) / 1000.0
 
 
-def client_counts(counts: Mapping[tuple[str, str], int]) -> dict[str, list[Sample]]:
-    """`sepm_group_clients`: every state of every group, zeros included, so a panel never shows a gap."""
-    return {"sepm_group_clients": [((group_id, state), float(count)) for (group_id, state), count in sorted(counts.items())]}
+def client_counts(counts: Mapping[tuple[str, str, str], int]) -> dict[str, list[Sample]]:
+    """`sepm_group_clients`: every state of every group, zeros included, so a panel never shows a gap.
+
+    `counts` is keyed (group_id, group_set, state): clients whose file several groups share are
+    counted once, under the set's lead group, with the set named (docs/decisions.md).
+    """
+    return {"sepm_group_clients": [((group_id, state, group_set), float(count))
+                                   for (group_id, group_set, state), count in sorted(counts.items())]}
 
 

@@ -1,0 +1,322 @@
+"""Before the click: which clients a new-key renewal would strand, per server and for all at once.
+
+A client survives a server's new key when it can still verify another server it lists: it fails
+over to it and picks up the replicated file that embeds the new key (KB 187099, the multi-server
+failover method). So renewing one partner at a time, waiting between them for the clients to pull,
+strands nobody; renewing all at once strands every client. Everything here is pure: it judges the
+client files the exporter already holds against the watched servers' keys, with the same
+three-valued trust as the client verdicts (`judge/clients.py`): a client whose fate cannot be told
+from here is counted as unknown, never as safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from sepm_exporter.judge.clients import ClientVerdict, TrustBasis, embedded, listed, trust_basis
+from sepm_exporter.judge.history import History
+from sepm_exporter.judge.parity import current_server_keys, group_copies, newest
+from sepm_exporter.sepm.sylink import SyLinkFacts
+from sepm_exporter.sources.inventory import Inventory
+
+ALL = "*"  # the `server` label of the all-watched-servers-at-once figure
+WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
+STRONG_KEY_BITS = 2048
+FAILOVER_CAVEAT = ("Failover needs clients that can use it: Broadcom KB 187099 warns that 14.2 and 14.2.1 clients "
+                   "cannot; which clients run those versions is not known to this exporter without an API source.")
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Clients that hold one file (one canonical version): they share its fate."""
+
+    certificates: tuple[tuple[str, str | None], ...]  # (Name, key digest) of its ServerCertList
+    clients: Collection[str]  # not copied: the runtime's own set, so a refresh costs O(files), not O(clients)
+    trusted: bool | None  # now, from the verdict
+    rescue: frozenset[str]  # keys embedded in the group file a pull would bring (empty: no group)
+
+
+def _names(parts: tuple[Collection[str], ...]) -> tuple[str, ...]:
+    return tuple(sorted(name for part in parts for name in part))
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Renewing `servers` with a new key now: who is left with no verifiable server.
+
+    Kept as the holdings' client collections; counts are O(files), names are sorted when asked for.
+    """
+
+    servers: tuple[str, ...]
+    stranded_parts: tuple[Collection[str], ...]
+    unknown_parts: tuple[Collection[str], ...]
+    rescued_parts: tuple[Collection[str], ...]  # stranded clients a pull of their group's current file would save
+
+    @property
+    def stranded(self) -> tuple[str, ...]:
+        return _names(self.stranded_parts)
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        return _names(self.unknown_parts)
+
+    @property
+    def stranded_count(self) -> int:
+        return sum(len(p) for p in self.stranded_parts)
+
+    @property
+    def unknown_count(self) -> int:
+        return sum(len(p) for p in self.unknown_parts)
+
+    @property
+    def status(self) -> str:
+        """safe (nobody stranded), wait (the outbox already holds the file that saves them), or unsafe."""
+        stranded = self.stranded_count
+        if not stranded:
+            return "safe"
+        return "wait" if sum(len(p) for p in self.rescued_parts) == stranded else "unsafe"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """After a key change: how many clients already embed the server's current key."""
+
+    server: str
+    changed_at: float | None
+    holding: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.holding / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """One server's line of the plan."""
+
+    what_if: WhatIf
+    rollout: Rollout
+    keep_key: str  # the alternative that strands nobody, and its caveat
+
+
+@dataclass(frozen=True)
+class RenewalPlan:
+    """Per server, all at once, the safe order, and what cannot be known here."""
+
+    servers: tuple[ServerPlan, ...]
+    everything: WhatIf
+    order: tuple[str, ...]
+    advice: str
+    caveat: str = FAILOVER_CAVEAT
+
+
+def holdings(files: Mapping[str, tuple[SyLinkFacts, Iterable[str]]], verdicts: Mapping[str, ClientVerdict],
+             rescue: Mapping[str, frozenset[str]], sort: bool = True) -> list[Holding]:
+    """From canonical hash -> (its facts, the clients holding it), and group -> keys of its current file.
+
+    `sort=False` keeps the clients in set order: the metrics need counts, not a sorted 100,000-name list.
+    """
+    out = []
+    for facts, names in files.values():
+        clients: Collection[str] = tuple(sorted(names)) if sort else names if isinstance(names, Collection) else tuple(names)
+        if not clients:
+            continue
+        verdict = verdicts.get(next(iter(clients)))
+        trusted = verdict.trusted if verdict is not None else None
+        group_keys = rescue.get(verdict.group_id, frozenset()) if verdict is not None and verdict.group_id else frozenset()
+        out.append(Holding(embedded(facts), clients, trusted, group_keys))
+    return out
+
+
+def _after(certificates: tuple[tuple[str, str | None], ...], basis: TrustBasis, remaining: frozenset[str]) -> bool | None:
+    """Trust once the renewed servers' keys are gone: True, False (stranded) or None (unknown)."""
+    if not basis.current:
+        return None
+    if any(d is not None and d in remaining for _, d in certificates):
+        return True
+    if certificates and all(listed(name, digest, basis) for name, digest in certificates):
+        return False
+    return None
+
+
+def what_if(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], servers: Iterable[str]) -> WhatIf:
+    """Renewing `servers` with new keys now. Clients already untrusted are not counted: not this renewal's doing."""
+    renewed = tuple(sorted(set(servers)))
+    remaining = frozenset(key for name, key in keys.items() if name not in renewed)
+    stranded: list[Collection[str]] = []
+    unknown: list[Collection[str]] = []
+    rescued: list[Collection[str]] = []
+    for holding in held:
+        if holding.trusted is False:
+            continue
+        after = _after(holding.certificates, basis, remaining)
+        if after is False:
+            stranded.append(holding.clients)
+            if holding.rescue & remaining:
+                rescued.append(holding.clients)
+        elif after is None:
+            unknown.append(holding.clients)
+    return WhatIf(renewed, tuple(stranded), tuple(unknown), tuple(rescued))
+
+
+def rollout(held: list[Holding], keys: Mapping[str, str], history: History, server: str) -> Rollout:
+    key = keys.get(server)
+    total = sum(len(h.clients) for h in held)
+    holding = sum(len(h.clients) for h in held if key is not None and any(d == key for _, d in h.certificates))
+    entry = history.servers.get(server)
+    changed = entry.changed_at if entry is not None and entry.previous is not None else None
+    return Rollout(server, changed, holding, total)
+
+
+def keep_key_note(signature_hash: str, key_bits: int) -> str:
+    """The alternative that strands nobody, with what it does and does not fix."""
+    base = "renew keeping the key (untick 'generate new key'): strands nobody"
+    if signature_hash in WEAK_HASHES and key_bits >= STRONG_KEY_BITS:
+        return base + f"; it also re-signs with SHA-256, which clears the {signature_hash} warning"
+    if signature_hash in WEAK_HASHES or 0 < key_bits < STRONG_KEY_BITS:
+        return (base + f"; but the {key_bits}-bit key stays weak: the weak-signature/weak-key warning only goes with a "
+                "new key, so plan the one-at-a-time rollout")
+    return base
+
+
+def plan(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], history: History,
+         certificates: Mapping[str, tuple[str, int]]) -> RenewalPlan:
+    """The whole plan. `certificates`: server -> (signature hash, key bits) of its current certificate."""
+    lines = []
+    for server in sorted(keys):
+        signature_hash, bits = certificates.get(server, ("", 0))
+        lines.append(ServerPlan(what_if(held, basis, keys, [server]), rollout(held, keys, history, server),
+                                keep_key_note(signature_hash, bits)))
+    everything = what_if(held, basis, keys, keys)
+    order = tuple(p.what_if.servers[0] for p in sorted(lines, key=lambda p: (p.what_if.stranded_count,
+                                                                              p.what_if.unknown_count, p.what_if.servers[0])))
+    return RenewalPlan(tuple(lines), everything, order, advice(tuple(lines), everything))
+
+
+def advice(lines: tuple[ServerPlan, ...], everything: WhatIf) -> str:
+    """The safe order in words."""
+    if not lines:
+        return "no server key is known yet"
+    if not everything.stranded_count and not everything.unknown_count:
+        return "renewing every server at once strands no client this exporter sees"
+    waiting = [p.what_if.servers[0] for p in lines if p.what_if.status == "wait"]
+    rolling = [p.rollout for p in lines if p.rollout.changed_at is not None and p.rollout.share < 1.0]
+    if waiting and rolling:
+        progress = ", ".join(f"{r.server}'s new key is in {r.holding} of {r.total} clients ({r.share:.0%})" for r in rolling)
+        return (f"wait: {progress}; renewing {', '.join(waiting)} becomes safe when the rollout reaches 100 % "
+                "(its stranded figure falls to 0)")
+    safe = [p.what_if.servers[0] for p in lines if p.what_if.status == "safe"]
+    if safe:
+        rest = [p.what_if.servers[0] for p in lines if p.what_if.servers[0] not in safe]
+        then = "".join(f", then {name}" for name in [*safe[1:], *rest])
+        return (f"renew {safe[0]} first; wait until every client embeds its new key (rollout 100 %){then}, "
+                "one at a time, waiting for each rollout; never all at once")
+    return ("no server can be renewed with a new key without stranding clients: renew keeping the key, or "
+            "give the clients a SyLink.xml that embeds a second server's key first (Communication Update Package)")
+
+
+def holdings_for(inventory: Inventory, history: History, verdicts: Mapping[str, ClientVerdict],
+                 by_canonical: Mapping[str, Iterable[str]] | None = None,
+                 sort: bool = True) -> tuple[list[Holding], TrustBasis, dict[str, str]]:
+    """What `what_if` needs, from what an exporter holds (`by_canonical`: the runtime's canonical -> clients index)."""
+    remembered = {name: h.current.public_key_sha256 for name, h in history.servers.items() if h.current}
+    keys = current_server_keys(inventory, remembered)
+    basis = trust_basis(keys, {name: h.previous.public_key_sha256 for name, h in history.servers.items() if h.previous})
+    if by_canonical is None:
+        grouped: dict[str, list[str]] = {}
+        for name, client in inventory.clients.items():
+            if client.sylink.facts is not None:
+                grouped.setdefault(client.sylink.facts.canonical_sha256, []).append(name)
+        by_canonical = grouped
+    files: dict[str, tuple[SyLinkFacts, Iterable[str]]] = {}
+    for canonical, names in by_canonical.items():
+        for holder in names:
+            state = inventory.clients.get(holder)
+            if state is not None and state.sylink.facts is not None:
+                files[canonical] = (state.sylink.facts, names)
+                break
+    rescue = {g: newest(held).facts.key_digests for g, held in group_copies(inventory).items()}
+    return holdings(files, verdicts, rescue, sort), basis, keys
+
+
+def plan_for(inventory: Inventory, history: History, verdicts: Mapping[str, ClientVerdict],
+             by_canonical: Mapping[str, Iterable[str]] | None = None, sort: bool = True) -> RenewalPlan:
+    """The plan from what an exporter holds: what `check`, the landing page and the metrics show."""
+    held, basis, keys = holdings_for(inventory, history, verdicts, by_canonical, sort)
+    certificates = {}
+    for name, server in inventory.servers.items():
+        observed = server.server_certificate
+        if observed is not None and observed.facts is not None:
+            certificates[name] = (observed.facts.leaf.signature_hash, observed.facts.leaf.key_bits)
+    return plan(held, basis, keys, history, certificates)
+
+
+def now_safe(found: RenewalPlan) -> list[str]:
+    """After a partner's key change: which server has become safe to renew, once its rollout is complete."""
+    out = []
+    for p in found.servers:
+        others = [q for q in found.servers if q is not p and q.rollout.changed_at is not None]
+        if p.what_if.status == "safe" and others and all(q.rollout.share >= 1.0 for q in others):
+            out.append(f"renewing {p.what_if.servers[0]} is now safe: every client embeds "
+                       f"{', '.join(q.what_if.servers[0] for q in others)}'s new key")
+    return out
+
+
+def plan_data(found: RenewalPlan) -> dict[str, object]:
+    """The plan as plain data, for `check --format json` and the landing page."""
+    return {
+        "servers": [
+            {
+                "server": p.what_if.servers[0],
+                "stranded": p.what_if.stranded_count,
+                "unknown": p.what_if.unknown_count,
+                "status": p.what_if.status,
+                "stranded_clients": list(p.what_if.stranded),
+                "rollout": {"holding": p.rollout.holding, "total": p.rollout.total, "share": p.rollout.share,
+                            "changed_at": p.rollout.changed_at},
+                "keep_key": p.keep_key,
+            }
+            for p in found.servers
+        ],
+        "all_at_once": {"stranded": found.everything.stranded_count, "unknown": found.everything.unknown_count,
+                        "status": found.everything.status},
+        "order": list(found.order),
+        "advice": found.advice,
+        "now_safe": now_safe(found),
+        "caveat": found.caveat,
+    }
+
+
+def render_plan(found: RenewalPlan) -> list[str]:
+    """The `Renewal plan` section of `check`'s text report."""
+    out = ["Renewal plan (a new key now):"]
+    for p in found.servers:
+        w = p.what_if
+        unknown = f", {w.unknown_count} unknown" if w.unknown_count else ""
+        out.append(f"  {w.servers[0]}: {w.stranded_count} clients stranded{unknown} ({w.status})")
+        if p.rollout.changed_at is not None:
+            out.append(f"    rollout of its new key: {p.rollout.holding} of {p.rollout.total} clients "
+                       f"({p.rollout.share:.0%})")
+        out.append(f"    alternative: {p.keep_key}")
+    e = found.everything
+    unknown = f", {e.unknown_count} unknown" if e.unknown_count else ""
+    out.append(f"  all at once ({', '.join(e.servers)}): {e.stranded_count} clients stranded{unknown} ({e.status})")
+    out.append(f"  safe order: {found.advice}")
+    out += [f"  {line}" for line in now_safe(found)]
+    out.append(f"  note: {found.caveat}")
+    return out
+
+
+def render_what_if(found: WhatIf) -> list[str]:
+    """`check --renewal`: the what-if for the named servers."""
+    names = ", ".join(found.servers)
+    lines = [f"Renewing {names} with a new key now would strand {found.stranded_count} clients ({found.status})"]
+    if found.unknown_count:
+        lines.append(f"  {found.unknown_count} clients unknown: they list a server this exporter does not watch")
+    if found.stranded_count:
+        ordered = found.stranded
+        shown = ", ".join(ordered[:8]) + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
+        lines.append(f"  stranded: {shown}")
+    return lines
