@@ -13,11 +13,10 @@ from sepm_exporter.judge import history as history_module
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, build_index, classify, group_counts
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
-from sepm_exporter.metrics.catalog import FAMILIES
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Rendered, client_chunks
 from sepm_exporter.metrics.samples import (
-    CLIENT_FAMILIES,
+    SERVER_FAMILIES,
     Derived,
     Row,
     SelfStats,
@@ -26,6 +25,7 @@ from sepm_exporter.metrics.samples import (
     self_families,
     server_failing,
     server_families,
+    with_contributions,
 )
 from sepm_exporter.sepm.reasons import Reason
 from sepm_exporter.settings.config import Config
@@ -34,10 +34,6 @@ from sepm_exporter.sources.scanner import Scanner
 log = logging.getLogger("sepm_exporter")
 
 Clock = Callable[[], float]
-SERVER_FAMILIES = frozenset(
-    f.name for f in FAMILIES
-    if f.name not in CLIENT_FAMILIES and f.name != "sepm_group_clients" and not f.name.startswith("sepm_exporter_")
-)
 
 
 class Exporter:
@@ -69,6 +65,8 @@ class Exporter:
         self._by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self._verdict_pool: dict[ClientVerdict, ClientVerdict] = {}
         self._verdict_memo: dict[tuple[str, frozenset[str]], ClientVerdict] = {}  # valid for one index
+        self._server_samples: dict[str, list[Sample]] = {}  # the file side's own samples of each server family
+        self._contributed: dict[str, dict[str, list[Sample]]] = {}  # family -> source -> samples added to it
 
     @property
     def exposition(self) -> bytes:
@@ -93,6 +91,20 @@ class Exporter:
         with self.lock:
             for name, found in families.items():
                 self.rendered.set_family(name, found)
+
+    def add_server_samples(self, source: str, families: Mapping[str, list[Sample]]) -> None:
+        """Samples a background source adds to file-side families (see `samples.with_contributions`):
+        replaces what `source` added before to each family named."""
+        with self.lock:
+            for name, found in families.items():
+                if name not in SERVER_FAMILIES:
+                    raise ValueError(f"{name} is not a file-side server family")
+                by_source = self._contributed.setdefault(name, {})
+                if found:
+                    by_source[source] = list(found)
+                else:
+                    by_source.pop(source, None)
+                self.rendered.set_family(name, with_contributions(self._server_samples.get(name, []), by_source))
 
     def count_event(self, kind: str, n: int = 1) -> None:
         with self.lock:
@@ -145,8 +157,8 @@ class Exporter:
                 self.derived = Derived(replica_mismatch(copies), server_key_match(inventory, keys),
                                        self.derived.verdicts, self.derived.group_counts)
                 for name, found in server_families(inventory, self.history, self.derived).items():
-                    if name in SERVER_FAMILIES:
-                        self.rendered.set_family(name, found)
+                    self._server_samples[name] = found
+                    self.rendered.set_family(name, with_contributions(found, self._contributed.get(name, {})))
                 self._set_problems(("servers",), server_failing(inventory))
             for name in rejudge:
                 self._judge(name)

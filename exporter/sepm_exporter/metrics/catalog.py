@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sepm_exporter.metrics import api
 from sepm_exporter.metrics.family import Family
 
 SRV = ("server", "site")
@@ -65,6 +66,7 @@ FAMILIES: tuple[Family, ...] = (
            "File-system events and reconciliation findings that led to a re-read, by kind."),
     Family("sepm_exporter_state_file_ok", "gauge", (),
            "1 when the state file was loaded (or absent) and last saved without error, else 0."),
+    *api.FAMILIES,
 )
 
 BY_NAME = {family.name: family for family in FAMILIES}

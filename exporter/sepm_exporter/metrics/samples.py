@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +83,40 @@ def failing(inventory: Inventory) -> list[Row]:
     return rows
 
 
+SERVER_FAMILIES: tuple[str, ...] = (
+    "sepm_certificate_not_after_timestamp_seconds",
+    "sepm_certificate_not_before_timestamp_seconds",
+    "sepm_certificate_info",
+    "sepm_certificate_file_certificates",
+    "sepm_server_key_changed_timestamp_seconds",
+    "sepm_server_previous_key_info",
+    "sepm_sylink_info",
+    "sepm_sylink_modified_timestamp_seconds",
+    "sepm_sylink_heartbeat_seconds",
+    "sepm_sylink_randomization_seconds",
+    "sepm_sylink_certificate_info",
+    "sepm_sylink_certificate_not_after_timestamp_seconds",
+    "sepm_sylink_server_key_match",
+    "sepm_sylink_replica_mismatch",
+    "sepm_group_index_info",
+)  # the families `server_families` fills; a background source's own families are not among them
+
+
+def with_contributions(own: list[Sample], contributed: Mapping[str, list[Sample]]) -> list[Sample]:
+    """A file-side family with the samples other sources add to it (extension point).
+
+    A background source that has facts of a file-side kind (the REST API's database certificate
+    in `sepm_certificate_*`) hands them to `Exporter.add_server_samples(source, families)`; the
+    family is then rendered as the file side's samples followed by each source's, in source order.
+    The source keeps its samples apart by its own `file` label value (e.g. `api:/admin/database`).
+    """
+    if not contributed:
+        return own
+    return [*own, *(sample for source in sorted(contributed) for sample in contributed[source])]
+
+
 def server_families(inventory: Inventory, history: History, derived: Derived) -> dict[str, list[Sample]]:
-    out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES}
+    out: dict[str, list[Sample]] = {name: [] for name in SERVER_FAMILIES}
     for name, server in inventory.servers.items():
         site = server.config.site
         for label, observed in server.certificates.items():
