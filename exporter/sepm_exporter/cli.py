@@ -127,6 +127,11 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
             signal.signal(sig, lambda *_: stop.set())
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
+    from sepm_exporter.rest_api import pollers_for
+
+    api = pollers_for(exporter)  # REST API polls in their own threads: a scrape never waits for them
+    if api is not None:
+        api.start()
     scan_with_progress(exporter)
     # The inventory is a million long-lived objects; without this, a full collection walks them all
     # from time to time and stalls scrapes and re-reads for a second at 100,000 clients.
@@ -134,6 +139,8 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     gc.freeze()
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
+    if api is not None:
+        api.stop()
     watcher.stop()
     server.close()
     log.info("stopped")
@@ -172,8 +179,11 @@ def scan_with_progress(exporter: Exporter) -> None:
 
 
 def scan_once(config: Config) -> Exporter:
+    from sepm_exporter.rest_api import poll_once
+
     exporter = Exporter(config)
     scan_with_progress(exporter)
+    poll_once(exporter)
     return exporter
 
 
@@ -237,7 +247,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sepm-demo-"))
     lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
-    config = load_config(lab.config_path)
+    from sepm_exporter.lab.api import start_for_demo
+
+    config_path, apis = start_for_demo(lab)  # each server's REST API, as a SEPM site serves it
+    config = load_config(config_path)
     exe = "sepm-exporter"
     announce = (
         "SEPM demo lab in {dir}\n"
@@ -249,6 +262,8 @@ def run_demo(args: argparse.Namespace) -> int:
         "  {exe} lab check {dir}                      # every client now untrusted\n"
         "  {exe} lab pull {dir} --share 0.5           # half the clients get the new file\n"
         "Or all at once: {exe} lab replay {dir}\n"
+        "REST API (lab): {apis}; make one fail: {exe} lab api-fault {dir} SEPM1 500\n"
         "Ctrl-C stops the demo."
-    ).format(dir=directory, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe)
+    ).format(apis=", ".join(f"{a.sepm_server} {a.url}" for a in apis),
+             dir=directory, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe)
     return run_serve(config, args.listen, args.telemetry_path, args.web_config, announce=announce)
