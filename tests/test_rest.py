@@ -94,7 +94,8 @@ def test_replication_object_array_or_nothing() -> None:
     many = decode_replication({"replicationStatus": [{"replicationPartnerStatusList": [partner]}, {}]})
     assert len(many) == 1
     assert decode_replication({}) == ()
-    assert decode_replication({"replicationStatus": {"replicationPartnerStatusList": [{**partner, "lastSuccessfulRunTime": 0}]}})[0].last_success is None
+    never = {"replicationStatus": {"replicationPartnerStatusList": [{**partner, "lastSuccessfulRunTime": 0}]}}
+    assert decode_replication(never)[0].last_success is None
 
 
 def test_database_certificate() -> None:

@@ -88,7 +88,8 @@ def test_token_renewed_before_expiry_and_after_a_401(served: tuple[lab_api.LabAp
 
 def test_a_reused_connection_dropped_after_a_post_is_survived(served: tuple[lab_api.LabApi, ApiConfig]) -> None:
     server, config = served
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(config.ca_file))) as naive:  # what SEPM 14.3 does to a client that reuses it
+    trust = ssl.create_default_context(cafile=str(config.ca_file))
+    with httpx.Client(verify=trust) as naive:  # what SEPM 14.3 does to a client that reuses the connection
         naive.post(f"{server.url}/identity/authenticate", json={"username": "admin", "password": PASSWORD, "domain": ""})
         with pytest.raises(httpx.RemoteProtocolError):
             naive.get(f"{server.url}/version")
@@ -107,7 +108,8 @@ def test_tls_is_verified_unless_told_otherwise(served: tuple[lab_api.LabApi, Api
     ApiClient(replace(config, ca_file=None, insecure_skip_verify=True)).login()
 
 
-def test_password_from_the_environment(served: tuple[lab_api.LabApi, ApiConfig], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_from_the_environment(served: tuple[lab_api.LabApi, ApiConfig],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _, config = served
     env = replace(config, password_file=None, password_env="SEPM_API_PASSWORD")
     with pytest.raises(ApiError) as caught:
