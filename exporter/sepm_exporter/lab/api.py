@@ -149,17 +149,18 @@ class Estate:
     def __init__(self, lab_dir: Path, server: str) -> None:
         self.lab_dir = lab_dir
         self.server = server
-        self._files: dict[str, tuple[int, int, str, frozenset[str]]] = {}  # client -> mtime, size, md5, keys
+        self._files: dict[str, tuple[int, int, str, frozenset[str]]] = {}  # client -> mtime_ns, size, md5, keys
         self._keys_of: dict[str, frozenset[str]] = {}  # md5 -> embedded key digests
 
-    def _client(self, path: Path, name: str) -> tuple[str, frozenset[str]] | None:
+    def _client(self, path: Path, name: str) -> tuple[str, frozenset[str], int] | None:
+        """(md5, embedded key digests, mtime_ns) of a client's file."""
         try:
             stat = path.stat()
         except OSError:
             return None
         cached = self._files.get(name)
         if cached is not None and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
-            return cached[2], cached[3]
+            return cached[2], cached[3], cached[0]
         try:
             data = path.read_bytes()
         except OSError:
@@ -173,7 +174,7 @@ class Estate:
                 keys = frozenset()
             self._keys_of[md5] = keys
         self._files[name] = (stat.st_mtime_ns, stat.st_size, md5, keys)
-        return md5, keys
+        return md5, keys, stat.st_mtime_ns
 
     def view(self, now: float) -> View:
         lab = Lab(self.lab_dir)
@@ -187,18 +188,19 @@ class Estate:
             except (OSError, ValueError):
                 continue
         groups: list[dict[str, Any]] = []
-        serials: dict[str, tuple[str, str]] = {}  # group -> (current checksum, serial)
+        serials: dict[str, tuple[str, str, int]] = {}  # group -> (current checksum, serial, published mtime_ns)
         timing: dict[str, tuple[int, int]] = {}
         for group in lab.state.groups:
             index_path = lab.group_dir(self.server, group.group_id) / layout.INDEX2_NAME
             try:
                 index = parse_index2(index_path.read_bytes())
                 counter = int(index.serial_number or 0)
-                when = int(index.last_modified or index_path.stat().st_mtime * 1000)
+                published = index_path.stat().st_mtime_ns
+                when = int(index.last_modified or published // 1_000_000)
             except (OSError, ValueError):
-                index, counter, when = None, 0, 0
+                index, counter, when, published = None, 0, 0, 0
             serial = _format_serial(counter, when) if index is not None else ""
-            serials[group.group_id] = (index.checksum.upper() if index is not None else "", serial)
+            serials[group.group_id] = (index.checksum.upper() if index is not None else "", serial, published)
             timing[group.group_id] = (group.heartbeat_seconds, group.randomization_seconds)
             groups.append({
                 "id": group.group_id, "name": group.name.rpartition("\\")[2], "fullPathName": group.name,
@@ -216,8 +218,10 @@ class Estate:
             moment = now if trusted else min(now, renewed)
             last = moment - ((moment - phase) % heartbeat)
             online = now - last <= heartbeat + randomization
-            checksum, serial = serials.get(group_id, ("", ""))
-            current = found is not None and found[0] == checksum
+            checksum, serial, published = serials.get(group_id, ("", "", 0))
+            # The policy serial a client reports is the one it last downloaded: the group's current
+            # file, fetched after the group's last publish (mtimes move together under `lab age`).
+            current = found is not None and found[0] == checksum and found[2] >= published
             profile = serial if current else _format_serial(0, 1_500_000_000_000 + _phase(name, 10**6))
             rows.append(ClientRow(name, group_id, online, int(last * 1000), profile))
         return View(now, tuple(groups), tuple(rows), tuple(self._partners(lab, now)),
