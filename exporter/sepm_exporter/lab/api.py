@@ -473,11 +473,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(lab_dir: Path, server: str, listen: str, password: str, token_lifetime: float = 3600.0,
-          database_days: float = 365.0) -> LabApi:
+          database_days: float = 365.0, refresh: float = 1.0) -> LabApi:
     """Start one server's API in a daemon thread; the caller stops it with `shutdown()`."""
     Lab(lab_dir).server(server)
     host, _, port = listen.rpartition(":")
-    api = LabApi(lab_dir, server, (host or "127.0.0.1", int(port)), password, token_lifetime, database_days)
+    api = LabApi(lab_dir, server, (host or "127.0.0.1", int(port)), password, token_lifetime, database_days, refresh)
     threading.Thread(target=api.serve_forever, name=f"lab-api-{server}", daemon=True).start()
     return api
 

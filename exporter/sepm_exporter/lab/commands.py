@@ -75,6 +75,8 @@ def add_lab_parser(commands: Any) -> None:
     api.add_argument("--token-lifetime", type=float, default=3600.0, help="tokenExpiration in seconds (default 3600)")
     api.add_argument("--database-certificate-days", type=float, default=365.0,
                      help="validity of the database TLS root certificate /admin/database reports (default 365)")
+    api.add_argument("--refresh", type=float, default=1.0,
+                     help="seconds one reading of the estate is reused for answers (default 1; benchmarks raise it)")
     fault = steps.add_parser("api-fault", help="make a running lab API misbehave (or behave again: none)")
     fault.add_argument("dir", type=Path)
     fault.add_argument("server")
@@ -161,7 +163,8 @@ def _serve_api(args: argparse.Namespace) -> int:
     from sepm_exporter.lab.api import serve
 
     password = args.password_file.read_text(encoding="utf-8").removesuffix("\n")
-    api = serve(args.dir, args.server, args.listen, password, args.token_lifetime, args.database_certificate_days)
+    api = serve(args.dir, args.server, args.listen, password, args.token_lifetime, args.database_certificate_days,
+                args.refresh)
     print(f"{args.server} API on {api.url} (user admin; CA file {api.ca_file})", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
