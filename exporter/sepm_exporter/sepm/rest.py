@@ -15,7 +15,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 # Check-in age buckets (seconds): from a lab heartbeat to a month, so a 5-second lab and a 4-hour
 # estate both land in buckets that tell "on time" from "gone".
@@ -64,9 +64,8 @@ class Group:
     policy_serial: str
 
 
-@dataclass(frozen=True)
-class Computer:
-    """The fields of one /computers item that the exporter uses."""
+class Computer(NamedTuple):
+    """The fields of one /computers item that the exporter uses (a tuple: built 100,000 times a poll)."""
 
     group_id: str
     online: bool | None  # onlineStatus: 1 online, 0 offline (inferred), None when absent
@@ -177,6 +176,18 @@ def decode_group(item: Any) -> Group:
 
 
 def decode_computer(item: Any) -> Computer:
+    """One /computers item. The common, well-typed item takes a fast path (a poll decodes 100,000 of
+    them); anything else goes through the checked path, which says what is wrong."""
+    if type(item) is dict:
+        group, status = item.get("group"), item.get("onlineStatus")
+        last, serial = item.get("lastUpdateTime"), item.get("profileSerialNo")
+        if (type(group) is dict and type(raw_id := group.get("id")) is str and type(status) is int
+                and type(last) is int and type(serial) is str):
+            return Computer(raw_id.strip().upper(), status == 1, last / 1000.0 if last else None, serial)
+    return _decode_computer_checked(item)
+
+
+def _decode_computer_checked(item: Any) -> Computer:
     body = _mapping(item, "computers.content[]")
     group = body.get("group")
     where = "computers.content[].group"
