@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             time.sleep(args.interval)
             exporter.full_scan()  # stat-first: only files that changed are read again
+            from sepm_exporter.rest_api import poll_once
+
+            poll_once(exporter)
     if args.command == "check":
         exporter = scan_once(config)
         now = exporter.clock()
