@@ -269,7 +269,8 @@ class ApiPoller:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # one-shot commands poll without starting the thread
+            self._thread.join(timeout)
         self.client.close()
 
 
