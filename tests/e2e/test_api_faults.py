@@ -89,5 +89,7 @@ def test_every_fault_is_down_with_its_reason_and_metrics_keep_answering(stack: S
     assert set(logged) == {r for _, r in cases} and len(logged) <= len(cases) + 2, logged
     assert PASSWORD not in log and "changed-on-the-server" not in log
     assert "Bearer" not in log and not re.search(r"\b[0-9a-f]{32}\b", log)  # lab tokens are 32 lowercase hex digits
+    for page in ("/metrics", "/"):
+        assert PASSWORD not in get(f"http://127.0.0.1:{stack.port}{page}").decode()
     print(f"slowest /metrics during the faults: {stack.slowest * 1000:.0f} ms")
     assert stack.slowest < 1.0
