@@ -6,6 +6,7 @@ are held to the same documented field names.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -56,7 +57,8 @@ def test_computer_fields_relied_on() -> None:
     assert decode_computer({"computerName": "x"}) == Computer("", None, None, "")
 
 
-@pytest.mark.parametrize("item", [{"group": "G"}, {"onlineStatus": "1"}, {"lastUpdateTime": True}, {"profileSerialNo": 1}, "x"])
+@pytest.mark.parametrize("item", [{"group": "G"}, {"onlineStatus": "1"}, {"lastUpdateTime": float("inf")},
+                                   {"lastUpdateTime": True}, {"profileSerialNo": 1}, "x"])
 def test_computer_shape_errors(item: Any) -> None:
     with pytest.raises(ShapeError):
         decode_computer(item)
@@ -133,3 +135,23 @@ def test_tally_buckets_are_cumulative_and_bounded(computers: list[tuple[bool, fl
     assert list(summary.age_buckets) == sorted(summary.age_buckets)
     assert summary.age_buckets[-1] <= summary.age_count == len(computers)
     assert summary.online + summary.offline == summary.on_current_policy == len(computers)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["content", "lastPage", "group", "id", "onlineStatus", "lastUpdateTime", "profileSerialNo",
+                         "token", "tokenExpiration", "replicationStatus", "replicationPartnerStatusList", "status_code",
+                         "clientCountStatsList", "status", "clientsCount", "dbTLSRootCertificate", "name"]),
+        inner, max_size=6),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_any_json_decodes_or_is_a_shape_error(doc: Any) -> None:
+    """Whatever a server sends, a decoder answers with facts or ShapeError, never another exception."""
+    for decode in (decode_token, decode_computer, decode_group, decode_online, decode_replication, decode_database,
+                   lambda d: decode_page(d, "/x")):
+        with contextlib.suppress(ShapeError):
+            decode(doc)

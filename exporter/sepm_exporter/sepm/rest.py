@@ -12,6 +12,7 @@ O(groups) memory, and each computer is looked at once.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -129,8 +130,8 @@ def _integer(doc: Mapping[str, Any], key: str, what: str) -> int | None:
     value = doc.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ShapeError(f"{what}.{key}: expected a number, got {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (math.inf, -math.inf):
+        raise ShapeError(f"{what}.{key}: expected a number, got {value!r:.20}")
     return int(value)
 
 
