@@ -22,7 +22,7 @@ def _section(title: str, text: str = README) -> str:
 
 
 def test_metric_table_matches_the_catalog() -> None:
-    rows = re.findall(r"^\| `(sepm_[a-z_]+)` \| (gauge|counter) \| ([^|]*) \|", METRICS, re.M)
+    rows = re.findall(r"^\| `(sepm_[a-z_]+)` \| (gauge|counter|histogram) \| ([^|]*) \|", METRICS, re.M)
     documented = {name: (kind, tuple(re.findall(r"`([a-z0-9_]+)`", labels))) for name, kind, labels in rows}
     in_code = {f.name: (f.type, f.labels) for f in FAMILIES}
     assert documented == in_code

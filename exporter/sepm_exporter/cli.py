@@ -180,6 +180,11 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
             signal.signal(sig, lambda *_: stop.set())
     watcher = Watcher(exporter, config.watch_mode)
     watcher.start()
+    from sepm_exporter.rest_api import pollers_for
+
+    api = pollers_for(exporter)  # REST API polls in their own threads: a scrape never waits for them
+    if api is not None:
+        api.start()
     scan_with_progress(exporter)
     prober = start_prober(exporter)
     # The inventory is a million long-lived objects; without this, a full collection walks them all
@@ -189,6 +194,8 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
     stop.wait()
     prober.stop()
+    if api is not None:
+        api.stop()
     watcher.stop()
     server.close()
     log.info("stopped")
@@ -225,8 +232,11 @@ def scan_with_progress(exporter: Exporter) -> None:
 
 
 def scan_once(config: Config) -> Exporter:
+    from sepm_exporter.rest_api import poll_once
+
     exporter = Exporter(config)
     scan_with_progress(exporter)
+    poll_once(exporter)
     return exporter
 
 
@@ -303,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             time.sleep(args.interval)
             exporter.full_scan()  # stat-first: only files that changed are read again
+            from sepm_exporter.rest_api import poll_once
+
+            poll_once(exporter)
     if args.command == "check":
         exporter = scan_once(config)
         prober_for(exporter).round()  # what the servers serve now, into the same report
@@ -398,15 +411,20 @@ def run_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from sepm_exporter.lab import estate
+    from sepm_exporter.lab.api import LabApi
     from sepm_exporter.lab.tls import TlsListener, server_context
     from sepm_exporter.settings.config import ProbeTarget
 
     temporary = args.dir is None
     directory = Path(tempfile.mkdtemp(prefix="sepm-demo-")) if temporary else args.dir
     apache: TlsListener | None = None
+    apis: list[LabApi] = []
     try:
         lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
-        config = load_config(lab.config_path)
+        from sepm_exporter.lab.api import start_for_demo
+
+        config_path, apis = start_for_demo(lab)  # each server's REST API, as a SEPM site serves it
+        config = load_config(config_path)
         apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
         probed = dataclasses.replace(config.servers[0], probes=(ProbeTarget("127.0.0.1", apache.port),))
         config = dataclasses.replace(config, servers=(probed, *config.servers[1:]), probe_interval=10.0)
@@ -424,18 +442,23 @@ def run_demo(args: argparse.Namespace) -> int:
             "  {exe} lab pull {dir} --share 0.5           # half the clients import the new file: current again\n"
             "  {exe} check --config {config} --stranded --format csv   # the rest, with the file to import\n"
             "Or all at once: {exe} lab replay {dir}\n"
+            "REST API (lab): {apis}; make one fail: {exe} lab api-fault {dir} SEPM1 500\n"
             "SEPM1's 443 is played by 127.0.0.1:{tls}, which loaded SEPM1's certificate at start and is never\n"
             "restarted: after the renewal, sepm_served_certificate_key_match says 'renewed on disk, not yet restarted'.\n"
             "Ctrl-C stops the demo{removal}."
         ).format(dir=folder, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe,
-                 config=shlex.quote(str(lab.config_path)), tls=apache.port,
+                 config=shlex.quote(str(config_path)), tls=apache.port,
+                 apis=", ".join(f"{api.sepm_server} {api.url}" for api in apis),
                  kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
-                            config_source=str(lab.config_path))
+                            config_source=str(config_path))
     except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over
         return 130
     finally:
         if apache is not None:
             apache.close()
+        for api in apis:
+            api.shutdown()
+            api.server_close()
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)

@@ -53,6 +53,7 @@ log = logging.getLogger("sepm_exporter")
 
 Clock = Callable[[], float]
 
+SERVER_FAMILIES = frozenset(f.name for f in server_metrics.FAMILIES)  # what a background source may add to
 REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findings are made again
 
 
@@ -109,6 +110,8 @@ class Exporter:
         self.ready = False  # /-/ready: set once the first scan's results are published
         self._scanned = False  # sepm_exporter_ready: set just before they are rendered
         self.derived = Derived()
+        self._own: dict[str, list[Sample]] = {}  # each family's samples from its own area
+        self._contributed: dict[str, dict[str, list[Sample]]] = {}  # family -> background source -> samples added
         self.rendered = Rendered(self._chunks)
         self._render_self()
         self._published: Published = self.rendered.publish()
@@ -302,8 +305,26 @@ class Exporter:
         return out
 
     def _set_families(self, families: Mapping[str, list[Sample]]) -> None:
+        """An area's own samples, followed by what background sources added to the same families."""
         for name, found in families.items():
-            self.rendered.set_family(name, found)
+            self._own[name] = found
+            added = self._contributed.get(name)
+            self.rendered.set_family(name, [*found, *(s for source in sorted(added) for s in added[source])] if added else found)
+
+    def add_server_samples(self, source: str, families: Mapping[str, list[Sample]]) -> None:
+        """Samples a background source adds to the file side's server families (the REST API's database
+        certificate in `sepm_certificate_*`); they replace what `source` added before and survive re-scans."""
+        with self._write:
+            for name, found in families.items():
+                if name not in SERVER_FAMILIES:
+                    raise ValueError(f"{name} is not a server certificate family")
+                by_source = self._contributed.setdefault(name, {})
+                if found:
+                    by_source[source] = list(found)
+                else:
+                    by_source.pop(source, None)
+            self._set_families({name: self._own.get(name, []) for name in families})
+            self._published = self.rendered.publish()
 
     def _render_renewal(self) -> None:
         """Stranded-if-renewed: per distinct client file, not per client, so it stays cheap at 100,000."""

@@ -12,18 +12,22 @@ import yaml
 
 TOP = Path(__file__).parent.parent.parent
 RULES = TOP / "alerts" / "sepm-exporter.rules.yml"
+RULE_FILES = sorted((TOP / "alerts").glob("*.rules.yml"))  # every area's own file
 CONTRACT = {
     "SEPMServerCertificateExpiringSoon", "SEPMServerCertificateExpiryImminent", "SEPMServerCertificateExpired",
     "SEPMServerCertificateWeakSignature", "SEPMServerKeyChanged", "SEPMSyLinkServerKeyMismatch",
     "SEPMSyLinkReplicaMismatch", "SEPMClientSyLinkStale", "SEPMClientServerKeyUntrusted",
     "SEPMExporterFileErrors", "SEPMExporterRootDown",
 }
+CONTRACT |= {"SEPMClientsOffline", "SEPMCertificateSwapNotReady", "SEPMReplicationFailing",
+             "SEPMDatabaseCertificateExpiringSoon", "SEPMAPIDown"}  # alerts/api.rules.yml
+CONTRACT |= {"SEPMServedCertificateMismatch", "SEPMKeystoreKeyMismatch", "SEPMProbeDown"}  # alerts/served.rules.yml
 EXTRA = {"SEPMServerCertificateWeakKey"}  # beyond the contract: a short RSA/DSA key that is not SHA-1 signed
 RUNBOOK_PREFIX = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"
 
 
 def alerts() -> list[dict[str, object]]:
-    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    groups = [g for path in RULE_FILES for g in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 

@@ -17,7 +17,7 @@ from sepm_exporter.lab import estate
 from services import Alertmanager, Prometheus
 
 pytestmark = pytest.mark.e2e
-RULES = Path(__file__).parent.parent.parent / "alerts" / "sepm-exporter.rules.yml"
+RULES = sorted((Path(__file__).parent.parent.parent / "alerts").glob("*.rules.yml"))  # every area's file
 
 
 class Receiver:
@@ -83,7 +83,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[esta
     prometheus = Prometheus(
         tmp_path / "prom",
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"rule_files: ['{RULES}']\n"
+        f"rule_files: [{', '.join(repr(str(path)) for path in RULES)}]\n"
         f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager.port}']\n"
         f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: [{targets}]\n",
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sepm_exporter.lab import estate, hostile
+from sepm_exporter.lab.api import FAULTS as API_FAULTS
 from sepm_exporter.lab.replay import INCIDENT, KEEP_KEY, replay
 
 
@@ -83,6 +84,20 @@ def add_lab_parser(commands: Any) -> None:
         step.add_argument("server")
     check = steps.add_parser("check", help="the exporter's report on the lab (same as `check --config`)")
     check.add_argument("dir", type=Path)
+    api = steps.add_parser("api", help="serve one server's REST API over HTTPS from the lab, until stopped")
+    api.add_argument("dir", type=Path)
+    api.add_argument("server")
+    api.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:8446", help="default 127.0.0.1:8446")
+    api.add_argument("--password-file", type=Path, required=True, help="the password the API accepts for user admin")
+    api.add_argument("--token-lifetime", type=float, default=3600.0, help="tokenExpiration in seconds (default 3600)")
+    api.add_argument("--database-certificate-days", type=float, default=365.0,
+                     help="validity of the database TLS root certificate /admin/database reports (default 365)")
+    api.add_argument("--refresh", type=float, default=1.0,
+                     help="seconds one reading of the estate is reused for answers (default 1; benchmarks raise it)")
+    fault = steps.add_parser("api-fault", help="make a running lab API misbehave (or behave again: none)")
+    fault.add_argument("dir", type=Path)
+    fault.add_argument("server")
+    fault.add_argument("kind", choices=API_FAULTS)
     run = steps.add_parser("replay", help="run the incident and print what an admin would have seen")
     run.add_argument("dir", type=Path)
     run.add_argument("--keep-key", action="store_true", help="the safe variant: renew without a new key")
@@ -159,6 +174,13 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
         for line in replay(directory, KEEP_KEY if args.keep_key else INCIDENT, _exporter_view):
             print(line)
         return 0
+    if args.step == "api":
+        return _serve_api(args)
+    if args.step == "api-fault":
+        from sepm_exporter.lab.api import set_fault
+
+        set_fault(directory, args.server, args.kind)
+        return 0
     lab = estate.Lab(directory)
     if args.step == "renew":
         lab.renew(args.server, new_key=args.new_key, signature_hash=args.signature_hash,
@@ -191,4 +213,24 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
         lab.restore(args.server)
     elif args.step == "check":
         return check(lab.config_path)
+    return 0
+
+
+def _serve_api(args: argparse.Namespace) -> int:
+    """`lab api`: serve until SIGINT/SIGTERM; prints the URL and the CA file a config needs."""
+    import signal
+    import threading
+
+    from sepm_exporter.lab.api import serve
+
+    password = args.password_file.read_text(encoding="utf-8").removesuffix("\n")
+    api = serve(args.dir, args.server, args.listen, password, args.token_lifetime, args.database_certificate_days,
+                args.refresh)
+    print(f"{args.server} API on {api.url} (user admin; CA file {api.ca_file})", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    api.shutdown()
+    api.server_close()
     return 0

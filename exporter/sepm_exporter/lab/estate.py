@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -244,6 +245,8 @@ class Lab:
                 if src.exists():
                     atomic_write(self.group_dir(target, group.group_id) / name, src.read_bytes())
                     count += 1
+        self.state.extra[f"replicated {source} {target}"] = repr(time.time())  # the lab API's last success
+        self.save()
         return count
 
     def drift(self, server: str, group_id: str, heartbeat_seconds: int | None = None) -> Path:

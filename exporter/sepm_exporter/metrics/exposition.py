@@ -46,8 +46,19 @@ def lines(family: Family, samples: Iterable[Sample]) -> str:
         pairs = ",".join(
             f'{label}="{escape_label(v)}"' for label, v in zip(family.labels, values, strict=True) if v != ""
         )
-        out.append(f"{name}{{{pairs}}} {format_value(value)}\n" if pairs else f"{name} {format_value(value)}\n")
+        series = name
+        if family.type == "histogram":  # the last label is `le`; "sum" and "count" there name the other two series
+            series, pairs = _histogram_series(family, values, pairs)
+        out.append(f"{series}{{{pairs}}} {format_value(value)}\n" if pairs else f"{series} {format_value(value)}\n")
     return "".join(out)
+
+
+def _histogram_series(family: Family, values: tuple[str, ...], pairs: str) -> tuple[str, str]:
+    """A histogram's samples carry `le` last: a bound or `+Inf` for `_bucket`, `sum` or `count` for the others."""
+    le = values[-1]
+    if le in ("sum", "count"):
+        return f"{family.name}_{le}", pairs.rpartition(",le=")[0] if ",le=" in pairs else ""
+    return f"{family.name}_bucket", pairs
 
 
 def encode(text: str) -> bytes:

@@ -42,6 +42,23 @@ class ProbeTarget:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """How to reach one server's REST API. The password is read from a file or an environment
+    variable when a poll logs in, so it never sits in the config, a label or a log line."""
+
+    url: str
+    username: str
+    password_file: Path | None = None
+    password_env: str = ""
+    domain: str = ""
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+    interval: float = 60.0
+    timeout: float = 10.0
+    page_size: int = 100
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """A SEPM install root as this host sees it."""
 
@@ -50,6 +67,7 @@ class ServerConfig:
     root: Path
     certificates: tuple[Path, ...] = ()  # further certificate files, relative to root or absolute
     probes: tuple[ProbeTarget, ...] = ()  # TLS endpoints to probe (443, 8443, 8446 are the usual ones)
+    api: ApiConfig | None = None  # the server's REST API, polled in the background when given
 
 
 @dataclass(frozen=True)
@@ -144,7 +162,7 @@ def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
         if not isinstance(item, dict):
             problems.append(f"{where}: must be a mapping with name and root")
             continue
-        _unknown(item, {"name", "site", "root", "certificates", "probes"}, f"{where}.", problems)
+        _unknown(item, {"name", "site", "root", "certificates", "probes", "api"}, f"{where}.", problems)
         name = _expect_str(item.get("name"), f"{where}.name", problems)
         site = _expect_str(item.get("site"), f"{where}.site", problems, required=False)
         root = _expect_str(item.get("root"), f"{where}.root", problems)
@@ -161,9 +179,10 @@ def _servers(raw: Any, problems: list[str]) -> tuple[ServerConfig, ...]:
                 if text:
                     certificates.append(Path(text))
         probes = _probes(item.get("probes", []), f"{where}.probes", problems)
+        api = _api(item["api"], f"{where}.api", problems) if "api" in item else None
         if name and root:
             servers.append(ServerConfig(name=name, site=site, root=Path(root), certificates=tuple(certificates),
-                                        probes=probes))
+                                        probes=probes, api=api))
     return tuple(servers)
 
 
@@ -207,6 +226,62 @@ def _probes(raw: Any, where: str, problems: list[str]) -> tuple[ProbeTarget, ...
         seen.add(target.endpoint)
         targets.append(target)
     return tuple(targets)
+
+
+_API_KEYS = {"url", "username", "password_file", "password_env", "domain", "ca_file", "insecure_skip_verify",
+             "interval", "timeout", "page_size"}
+
+
+def api_url(text: str) -> str:
+    """`https://host` -> `https://host:8446/sepm/api/v1`: SEPM's port and base path unless given."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.rstrip("/"))
+    netloc = parts.netloc if parts.port is not None else f"{parts.netloc}:8446"
+    path = parts.path or "/sepm/api/v1"
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def _api(raw: Any, where: str, problems: list[str]) -> ApiConfig | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping with url, username and password_file or password_env")
+        return None
+    before = len(problems)
+    if "password" in raw:  # said apart from other unknown keys, and the value is never echoed
+        problems.append(f"{where}.password: not allowed inline; use password_file or password_env")
+    _unknown({k: v for k, v in raw.items() if k != "password"}, _API_KEYS, f"{where}.", problems)
+    url = _expect_str(raw.get("url"), f"{where}.url", problems)
+    if url and not url.startswith("https://"):
+        problems.append(f"{where}.url: must start with https:// (the API is served over TLS only)")
+    username = _expect_str(raw.get("username"), f"{where}.username", problems)
+    password_file = _expect_str(raw.get("password_file"), f"{where}.password_file", problems, required=False)
+    password_env = _expect_str(raw.get("password_env"), f"{where}.password_env", problems, required=False)
+    if bool(password_file) == bool(password_env):
+        problems.append(f"{where}: give exactly one of password_file and password_env")
+    domain = _expect_str(raw.get("domain"), f"{where}.domain", problems, required=False)
+    ca_file = _expect_str(raw.get("ca_file"), f"{where}.ca_file", problems, required=False)
+    insecure = raw.get("insecure_skip_verify", False)
+    if not isinstance(insecure, bool):
+        problems.append(f"{where}.insecure_skip_verify: must be true or false")
+        insecure = False
+    if ca_file and insecure:
+        problems.append(f"{where}: give ca_file or insecure_skip_verify, not both")
+    numbers: dict[str, float] = {}
+    for key, minimum in (("interval", 1.0), ("timeout", 0.1), ("page_size", 1)):
+        if key in raw:
+            value = _expect_number(raw[key], f"{where}.{key}", problems, minimum)
+            if value is not None:
+                numbers[key] = value
+    if "timeout" in numbers and numbers["timeout"] >= numbers.get("interval", 60.0):
+        problems.append(f"{where}.timeout: must be shorter than interval")
+    if len(problems) > before:
+        return None
+    return ApiConfig(
+        url=api_url(url), username=username, password_file=Path(password_file) if password_file else None,
+        password_env=password_env, domain=domain, ca_file=Path(ca_file) if ca_file else None,
+        insecure_skip_verify=insecure, interval=numbers.get("interval", 60.0), timeout=numbers.get("timeout", 10.0),
+        page_size=int(numbers.get("page_size", 100)),
+    )
 
 
 def _clients(raw: Any, problems: list[str]) -> tuple[tuple[ClientCollection, ...], tuple[ClientFile, ...]]:
@@ -340,7 +415,7 @@ def _anchored(config: Config, base: Path) -> Config:
     return replace(
         config,
         servers=tuple(
-            replace(s, root=anchor(s.root),
+            replace(s, root=anchor(s.root), api=_anchored_api(s.api, anchor),
                     probes=tuple(replace(p, ca_file=anchor(p.ca_file) if p.ca_file else None) for p in s.probes))
             for s in config.servers
         ),
@@ -348,6 +423,15 @@ def _anchored(config: Config, base: Path) -> Config:
         client_files=tuple(ClientFile(f.name, anchor(f.file)) for f in config.client_files),
         state_file=anchor(config.state_file) if config.state_file is not None else None,
     )
+
+
+def _anchored_api(api: ApiConfig | None, anchor: Any) -> ApiConfig | None:
+    from dataclasses import replace
+
+    if api is None:
+        return None
+    return replace(api, password_file=anchor(api.password_file) if api.password_file else None,
+                   ca_file=anchor(api.ca_file) if api.ca_file else None)
 
 
 def load_config(path: Path) -> Config:
