@@ -77,7 +77,7 @@ def test_rows_work_with_grouped_findings_too(lab: estate.Lab, scan: Scan) -> Non
 def test_every_alert_has_a_fix_and_a_runbook() -> None:
     from pathlib import Path
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parent.parent.parent
     for alert in FIXES:
         assert (root / runbook(alert)).is_file(), alert
     assert alert_of(Finding(Severity.WARNING, "file SEPM1:x", "too_large")) == "SEPMExporterFileErrors"

@@ -4,7 +4,7 @@ committed file, so that any change of output is a diff someone reviews.
 What the lab makes at random (keys, serials, dates, its temporary folder) is normalised: every
 SHA-256 becomes a numbered placeholder (the same hash, the same number, so key identities still
 show), times and durations become `<time>` and `<seconds>`. Regenerate after an intended change
-with `SEPM_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py` and review the diff.
+with `SEPM_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/metrics/test_golden.py` and review the diff.
 """
 
 from __future__ import annotations
