@@ -155,7 +155,9 @@ def load_web_config(path: Path) -> WebConfig:
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: must be a mapping"])
     for key in raw:
-        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
+        if key == "http_server_config":  # the exporter-toolkit's HTTP/2 and custom headers: not implemented here
+            problems.append("http_server_config: not supported (HTTP/2 and response headers are not implemented); remove it")
+        elif key not in ("tls_server_config", "basic_auth_users"):
             problems.append(f"{key}: unknown key")
     tls = None
     if raw.get("tls_server_config"):
