@@ -59,3 +59,44 @@ def stop(process: subprocess.Popen[bytes]) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def as_nobody(work: Callable[[], bytes]) -> bytes:
+    """`work()` in a forked child running as nobody (uid/gid 65534), its bytes back through a pipe.
+
+    Root reads every file whatever its mode; an unreadable file or folder is only unreadable to
+    someone else. Skips the test where the sandbox forbids dropping privileges.
+    """
+    import os
+
+    import pytest
+
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to nobody, work, send the result, leave without cleanup
+        os.close(read)
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        except OSError:
+            os._exit(3)  # no right to drop privileges (a restricted container): say so, do not fail
+        try:
+            data = work()
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read, "rb") as incoming:
+        data = incoming.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 3:
+        pytest.skip("cannot switch to an unprivileged user here")
+    assert os.waitstatus_to_exitcode(status) == 0 and data
+    return data

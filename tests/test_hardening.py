@@ -14,12 +14,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
 
 from conftest import find
+from helpers import as_nobody
 from sepm_exporter.judge import history
 from sepm_exporter.judge.findings import ServerLine
 from sepm_exporter.judge.report import render_report
@@ -186,36 +188,8 @@ def test_unreadable_folders_and_files_are_reported_and_clear_when_fixed() -> Non
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _as_nobody(work: object) -> dict[str, object]:
-    read, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        except OSError:
-            os._exit(3)
-        try:
-            data = json.dumps(work()).encode()  # type: ignore[operator]
-            with os.fdopen(write_end, "wb") as out:
-                out.write(data)
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read, "rb") as incoming:
-        data = incoming.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 3:
-        pytest.skip("cannot switch to an unprivileged user here")
-    assert os.waitstatus_to_exitcode(status) == 0 and data
-    result: dict[str, object] = json.loads(data)
+def _as_nobody(work: Callable[[], object]) -> dict[str, object]:
+    result: dict[str, object] = json.loads(as_nobody(lambda: json.dumps(work()).encode()))
     return result
 
 

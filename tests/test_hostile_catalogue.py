@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import find, samples
-from helpers import free_port, get, wait_for
+from helpers import as_nobody, free_port, get, wait_for
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.sepm import layout
@@ -303,32 +303,7 @@ def _scan(config: Config) -> bytes:
 
 
 def _scan_as_nobody(config: Config) -> bytes:
-    read, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop to nobody, scan, send the exposition, leave without cleanup
-        os.close(read)
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        except OSError:
-            os._exit(3)  # no right to drop privileges (a restricted container): say so, do not fail
-        try:
-            data = _scan(config)
-            with os.fdopen(write_end, "wb") as out:
-                out.write(data)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read, "rb") as incoming:
-        data = incoming.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 3:
-        pytest.skip("cannot switch to an unprivileged user here")
-    assert os.waitstatus_to_exitcode(status) == 0 and data
-    return data
+    return as_nobody(lambda: _scan(config))
 
 
 def test_two_files_claiming_one_client_never_make_a_duplicate_series(lab: estate.Lab) -> None:

@@ -135,3 +135,28 @@ def test_client_certificates_and_minimum_tls_version(lab: estate.Lab, tmp_path: 
                 fetch(certificate, maximum)
     finally:
         stop(process)
+
+
+def test_send_parts_delivers_every_byte_in_order_across_partial_sends() -> None:
+    """More parts than one sendmsg takes, through a small socket buffer: partial sends resume mid-part."""
+    import socket
+    import threading
+
+    from sepm_exporter.web import IOV_MAX, send_parts
+
+    parts = [bytes([i % 251]) * (1 + (i * 37) % 4000) for i in range(IOV_MAX * 2 + 7)] + [b""]
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := right.recv(65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    send_parts(left, parts)
+    left.close()
+    reader.join(30)
+    right.close()
+    assert bytes(received) == b"".join(parts)

@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +28,44 @@ LISTEN_BACKLOG = 128  # the kernel's usual somaxconn; 5 made a burst of connects
 def landing_page(exporter: Exporter, telemetry_path: str) -> bytes:
     """The on-call's page; built in `landing`."""
     return landing.page(exporter, telemetry_path)
+
+
+IOV_MAX = 1024  # buffers one sendmsg may take (Linux, BSD)
+COALESCE_BYTES = 1 << 20
+
+
+def send_parts(sock: socket.socket, parts: Sequence[bytes]) -> None:
+    """Write the parts with as few hand-offs of the interpreter lock as possible.
+
+    A scrape sends about 600 parts at 100,000 clients. Written one by one, each write gives up the
+    lock and waits to take it back, behind a scan that holds it between its own system calls: a
+    scrape during a poll paid that wait 600 times. One scatter-gather `sendmsg` (or, under TLS and on
+    Windows, writes of about a megabyte) pays it a handful of times.
+    """
+    views = [memoryview(part) for part in parts if part]
+    if hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket):
+        first = 0
+        while first < len(views):
+            sent = sock.sendmsg(views[first:first + IOV_MAX])
+            while sent and first < len(views):  # drop what went; keep the unsent tail of a part
+                size = len(views[first])
+                if sent >= size:
+                    sent -= size
+                    first += 1
+                else:
+                    views[first] = views[first][sent:]
+                    sent = 0
+        return
+    batch: list[memoryview] = []
+    size = 0
+    for view in views:
+        batch.append(view)
+        size += len(view)
+        if size >= COALESCE_BYTES:
+            sock.sendall(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        sock.sendall(b"".join(batch))
 
 
 def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> type[BaseHTTPRequestHandler]:
@@ -65,7 +104,7 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
             self.send_header("Content-Length", str(sum(len(p) for p in parts)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.writelines(parts)
+                send_parts(self.connection, parts)
 
         def _send_metrics(self) -> None:
             """The pre-rendered parts (or their compressed pieces in one gzip stream) plus the process metrics.

@@ -77,17 +77,24 @@ def needs_polling(path: Path) -> bool:
     return False
 
 
+def _below(path: Path, root: Path) -> tuple[str, ...] | None:
+    """The parts of `path` below `root`, or None when it is not below it."""
+    try:
+        return path.relative_to(root).parts
+    except ValueError:
+        return None
+
+
 def unit_of(config: Config, path: Path) -> Unit | None:
     """Which re-read a changed path calls for, or None when it is none of ours."""
     for client in config.client_files:
         if path == client.file or path.parent == client.file.parent:
             return Unit("client_file", client.name)
+    outbox = layout.OUTBOX_AGENT
     for server in config.servers:
-        try:
-            parts = path.relative_to(server.root).parts
-        except ValueError:
+        parts = _below(path, server.root)
+        if parts is None:
             continue
-        outbox = layout.OUTBOX_AGENT
         # A file inside a group folder: re-read that group only. The folder itself: the whole server.
         if parts[: len(outbox)] == outbox and len(parts) > len(outbox) + 1 and layout.is_group_id(parts[len(outbox)]):
             return Unit("group", server.name, parts[len(outbox)])
@@ -95,13 +102,10 @@ def unit_of(config: Config, path: Path) -> Unit | None:
             return Unit("certificates", server.name)
         return Unit("server", server.name)
     for collection in config.collections:
-        try:
-            parts = path.relative_to(collection.path).parts
-        except ValueError:
+        parts = _below(path, collection.path)
+        if parts is None:
             continue
-        if len(parts) >= 2:
-            return Unit("client", str(collection.path), parts[0])
-        return Unit("collection", str(collection.path))
+        return Unit("client", str(collection.path), parts[0]) if len(parts) >= 2 else Unit("collection", str(collection.path))
     return None
 
 
