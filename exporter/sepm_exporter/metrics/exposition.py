@@ -38,18 +38,23 @@ def lines(family: Family, samples: Iterable[Sample]) -> str:
     """One line per unique label set (first wins)."""
     seen: set[tuple[str, ...]] = set()
     name = family.name + ("_total" if family.type == "counter" and not family.name.endswith("_total") else "")
+    prefixes = tuple(f'{label}="' for label in family.labels)
+    histogram = family.type == "histogram"
     out = []
     for values, value in samples:
         if values in seen:
             continue
         seen.add(values)
-        pairs = ",".join(
-            f'{label}="{escape_label(v)}"' for label, v in zip(family.labels, values, strict=True) if v != ""
-        )
+        # The common value needs no escaping: tested inline, a function call per label is most of the cost.
+        pairs = ",".join([
+            prefix + (v if "\\" not in v and '"' not in v and "\n" not in v else escape_label(v)) + '"'
+            for prefix, v in zip(prefixes, values, strict=True) if v
+        ])
         series = name
-        if family.type == "histogram":  # the last label is `le`; "sum" and "count" there name the other two series
+        if histogram:  # the last label is `le`; "sum" and "count" there name the other two series
             series, pairs = _histogram_series(family, values, pairs)
-        out.append(f"{series}{{{pairs}}} {format_value(value)}\n" if pairs else f"{series} {format_value(value)}\n")
+        text = "1.0" if value == 1.0 else format_value(value)
+        out.append(f"{series}{{{pairs}}} {text}\n" if pairs else f"{series} {text}\n")
     return "".join(out)
 
 

@@ -93,11 +93,29 @@ def _links_below(path: str, root: str) -> bool:
     if relative == os.curdir or relative.startswith(os.pardir):
         return True
     current = root
-    for part in relative.split(os.sep):
+    parts = relative.split(os.sep)
+    for depth, part in enumerate(parts, start=1):
         current = os.path.join(current, part)
+        folder = depth < len(parts)
+        if folder and current in _LINK_FREE:
+            continue
         if os.path.islink(current):
             return True
+        if folder and len(_LINK_FREE) < LINK_FREE_SIZE:
+            _LINK_FREE.add(current)
     return False
+
+
+# Folders seen not to be links during the current scan: 2,000 group files share `data/outbox/agent`,
+# and checking it once per scan instead of once per file is most of a cold scan's link checks. The
+# scanner clears it when a scan or a re-read starts, so a folder swapped for a link is seen next time.
+_LINK_FREE: set[str] = set()
+LINK_FREE_SIZE = 65536
+
+
+def forget_link_checks() -> None:
+    """Start a scan afresh: every folder is checked again the first time a file below it is read."""
+    _LINK_FREE.clear()
 
 
 def read_capped(path: str | Path, max_bytes: int, size_hint: int = -1) -> bytes:

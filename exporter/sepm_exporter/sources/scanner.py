@@ -28,7 +28,7 @@ from sepm_exporter.sepm.keystore import parse_keystore_file
 from sepm_exporter.sepm.reasons import ParseError, Reason
 from sepm_exporter.sepm.sylink import SyLinkFacts, parse_sylink
 from sepm_exporter.settings.config import ClientFile, Config, ServerConfig
-from sepm_exporter.sources.files import OPEN_FLAGS, Signature, read_capped, refuse_outside, signature
+from sepm_exporter.sources.files import OPEN_FLAGS, Signature, forget_link_checks, read_capped, refuse_outside, signature
 from sepm_exporter.sources.inventory import ClientState, CollectionState, GroupFiles, Inventory, Observed, ServerState
 
 T = TypeVar("T")
@@ -487,6 +487,7 @@ class Scanner:
     def reread(self, units: Iterable[Unit]) -> None:
         """Re-read the units; a coarse unit makes the finer ones under it redundant."""
         units = set(units)
+        forget_link_checks()
         whole_servers = {u.root for u in units if u.kind == "server"}
         whole_collections = {u.root for u in units if u.kind == "collection"}
         for unit in sorted(units):
@@ -512,6 +513,7 @@ class Scanner:
         Each root is scanned on its own and timed: an unexpected error in one root is logged and
         marked (`root_scans`), and the other roots are still scanned.
         """
+        forget_link_checks()
         for client in self.config.client_files:  # configured names win over collection folders
             self.scan_client_file(client)
         units = len(self.inventory.servers) + len(self.inventory.collections)
