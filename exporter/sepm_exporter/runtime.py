@@ -29,7 +29,7 @@ from sepm_exporter.judge.clients import (
     trust_basis,
 )
 from sepm_exporter.judge.derived import Derived
-from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines
+from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines, with_verdict
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
@@ -163,7 +163,7 @@ class Exporter:
         derived = self.derived
         found = findings(inventory, self.history, derived, now)
         for source in sorted(self._source_findings):
-            found += self._source_findings[source](inventory)
+            found += [with_verdict(f) for f in self._source_findings[source](inventory)]
         found.sort(key=lambda f: -f.severity)
         roots = [Root(f"server {name}", str(s.config.root), s.root_up) for name, s in inventory.servers.items()]
         roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]

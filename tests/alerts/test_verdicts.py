@@ -9,7 +9,8 @@ import yaml
 
 from sepm_exporter.judge.findings import VERDICTS, Severity, alert_subject
 
-RULES = [Path(__file__).parent.parent.parent / "alerts" / "sepm-exporter.rules.yml"]  # the rules the table mirrors
+ALERTS = Path(__file__).parent.parent.parent / "alerts"
+RULES = [ALERTS / "sepm-exporter.rules.yml", ALERTS / "served.rules.yml"]  # the rules the table mirrors
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -9,6 +9,7 @@ one file, a file), with the affected clients listed, never one finding per clien
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,8 +90,29 @@ VERDICTS: tuple[Verdict, ...] = (
     Verdict("SEPMExporterRootDown", Severity.WARNING, "a watched root cannot be read; its last known facts are served",
             "5 minutes on the pager; check reports at once", 300, "the root can be read",
             "restore the share or mount; the exporter picks it up by itself"),
+    # What the servers serve (alerts/served.rules.yml): found by judge.served from the keystore and the probes.
+    Verdict("SEPMServedCertificateMismatch", Severity.CRITICAL,
+            "a probed endpoint serves another key than server.crt on disk",
+            "15 minutes on the pager (a restart's length); check reports at once", 900,
+            "the service serves the key on disk",
+            "restart the SEPM services (Apache and Tomcat) so they load the renewed certificate; if only Tomcat "
+            "differs, re-import the certificate into keystore.jks (Broadcom KB 158445)"),
+    Verdict("SEPMKeystoreKeyMismatch", Severity.WARNING, "tomcat/etc/keystore.jks holds another key than server.crt",
+            "15 minutes on the pager; check reports at once", 900, "the keystore's leaf key is server.crt's key",
+            "re-import the certificate and key into the keystore (Broadcom KB 158445), then restart the services"),
+    Verdict("SEPMProbeDown", Severity.WARNING, "a configured TLS endpoint cannot be probed",
+            "5 minutes on the pager; check reports at once", 300, "a probe of the endpoint reads a certificate",
+            "check that the service listens on that port and the exporter's host may reach it; the reason says which"),
 )
 VERDICT = {(v.alert, v.severity): v for v in VERDICTS}
+
+
+def with_verdict(finding: Finding) -> Finding:
+    """A finding made outside this module (the keystore, a probe round) with the table's fix when it has none."""
+    verdict = VERDICT.get((finding.alert, finding.severity))
+    if verdict is None or finding.fix:
+        return finding
+    return dataclasses.replace(finding, fix=verdict.fix)
 GROUP_ALERTS = frozenset({"SEPMSyLinkReplicaMismatch", "SEPMClientSyLinkStale", "SEPMClientServerKeyUntrusted"})
 
 
@@ -328,7 +350,8 @@ def _file_findings(inventory: Inventory) -> list[Finding]:
 def findings(inventory: Inventory, history: History, derived: Derived, now: float) -> list[Finding]:
     """Every problem, worst first: exactly the alerts the shipped rules fire on the same facts."""
     out = (_server_findings(inventory, history, now) + _group_findings(inventory, history, derived, now)
-           + _client_findings(inventory, history, derived, now) + _file_findings(inventory) + served.findings(inventory))
+           + _client_findings(inventory, history, derived, now) + _file_findings(inventory))
+    out += [with_verdict(f) for f in served.findings(inventory)]
     return sorted(out, key=lambda f: -f.severity)
 
 
