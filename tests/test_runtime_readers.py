@@ -75,3 +75,18 @@ def test_a_reconciliation_scan_does_not_hold_scrapes(lab: estate.Lab, monkeypatc
         thread.join(30)
     assert exporter.exposition != before
     assert b'sepm_server_key_changed_timestamp_seconds{server="SEPM1"' in exporter.exposition
+
+
+def test_the_page_says_the_first_scan_is_running_not_all_clear(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sepm_exporter import landing
+
+    exporter = Exporter(load_config(lab.config_path))
+    release, inside = threading.Event(), threading.Event()
+    thread = _stuck_scan(exporter, release, inside, monkeypatch)
+    try:
+        page = landing.page(exporter, "/metrics").decode()
+        assert 'data-state="scanning"' in page and "ALL CLEAR" not in page
+    finally:
+        release.set()
+        thread.join(30)
+    assert 'data-state="scanning"' not in landing.page(exporter, "/metrics").decode()

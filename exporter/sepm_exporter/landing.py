@@ -120,6 +120,10 @@ def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], now: floa
     return "".join(out)
 
 
+_SCANNING = ('<div class="banner b-warning" id="banner" data-state="scanning">FIRST SCAN RUNNING'
+             "<small>Nothing is judged yet: this page fills in when the first scan of every root ends.</small></div>")
+
+
 def _banner(found: list[Row], untrusted: int) -> str:
     level = max((r.severity for r in found), default=Severity.OK)
     counts = {s: sum(1 for r in found if r.severity == s) for s in (Severity.CRITICAL, Severity.WARNING)}
@@ -247,7 +251,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
     servers = _servers(report.servers, report, now)
     boxes = "".join(f'<div class="total" data-state="{_e(k)}"><b>{v}</b>{_e(k)}</div>' for k, v in totals.items())
     body = f"""{_header(exporter, report, telemetry_path, now)}<main>
-{_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0))}
+{_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0)) if exporter.ready else _SCANNING}
 <h2>Needs attention</h2>
 <table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
 {_problem_rows(table, files, now)}</table>
