@@ -68,10 +68,10 @@ def test_check_stranded_csv_and_json_and_findings_json(lab: estate.Lab, scan: Sc
 def test_rows_work_with_grouped_findings_too(lab: estate.Lab, scan: Scan) -> None:
     exporter = _incident(lab, scan)
     found = findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
-    per_client = rows(found, exporter.derived.verdicts, exporter.history)
+    per_client = rows(found, exporter.history)
     grouped = [Finding(r.severity, r.subject, r.message, alert=r.alert, since=r.since, clients=r.clients, fix=r.fix)
                for r in per_client]
-    assert rows(grouped, exporter.derived.verdicts, exporter.history) == per_client
+    assert rows(grouped, exporter.history) == per_client
 
 
 def test_every_alert_has_a_fix_and_a_runbook() -> None:
@@ -90,6 +90,6 @@ def test_failing_client_files_fold_into_one_row_per_reason(lab: estate.Lab, scan
     exporter = scan(lab)
     inventory = exporter.scanner.inventory
     found = findings(inventory, exporter.history, exporter.derived, exporter.clock())
-    table = rows(found, exporter.derived.verdicts, exporter.history, inventory)
+    table = rows(found, exporter.history, inventory)
     (row,) = [r for r in table if r.subject == "client files"]
     assert row.clients == ("WS-0001", "WS-0002", "WS-0003") and row.alert == "SEPMExporterFileErrors"

@@ -130,11 +130,6 @@ class Row:
         return runbook(self.alert)
 
 
-def _key_changed_at(history: History) -> float | None:
-    times = [h.changed_at for h in history.servers.values() if h.changed_at is not None]
-    return max(times) if times else None
-
-
 _LEAD_DAYS = {"SEPMServerCertificateExpiringSoon": 30.0, "SEPMServerCertificateExpiryImminent": 7.0,
               "SEPMServerCertificateExpired": 0.0}
 
@@ -156,34 +151,17 @@ def _server_since(alert: str, server: str, inventory: Inventory | None, history:
     return None
 
 
-def rows(found: Iterable[Finding], verdicts: dict[str, ClientVerdict], history: History,
-         inventory: Inventory | None = None) -> list[Row]:
-    """Findings as rows: per-client findings fold into one row per (alert, group); others pass through.
+def rows(found: Iterable[Finding], history: History, inventory: Inventory | None = None) -> list[Row]:
+    """Findings as rows: failing client files fold into one row per reason; the others pass through.
 
-    Worst first, then by the number of clients affected, then by subject. A finding without `since`
-    gets the time its facts tell (key change, certificate dates, the clients' stale-since).
+    Worst first, then by the number of clients affected, then by subject. A server finding without
+    `since` gets the time its facts tell (the key change, the certificate's dates).
     """
     out: list[Row] = []
     folded: dict[tuple[Severity, str, str, str], list[str]] = {}
     since: dict[tuple[Severity, str, str, str], float | None] = {}
-    changed_at = _key_changed_at(history)
     for finding in found:
         alert = alert_of(finding)
-        if finding.subject.startswith("client ") and not finding.subject.startswith("client root ") and not finding.clients:
-            client = finding.subject[len("client "):]
-            verdict = verdicts.get(client)
-            group = verdict.group_id if verdict is not None and verdict.group_id else "?"
-            key = (finding.severity, alert, f"group {group}" if group != "?" else "no known group", finding.message)
-            folded.setdefault(key, []).append(client)
-            began = finding.since
-            if began is None and verdict is not None:
-                began = verdict.stale_since if verdict.trusted is not False else changed_at
-            if began is not None:
-                before = since.get(key)
-                since[key] = began if before is None else min(before, began)
-            else:
-                since.setdefault(key, None)
-            continue
         owner = finding.subject[len("file "):].partition(":")[0] if finding.subject.startswith("file ") else ""
         if owner and inventory is not None and owner not in inventory.servers and not finding.clients:
             key = (finding.severity, alert, "client files", finding.message)  # one row per reason, not per client
