@@ -169,10 +169,10 @@ class Exporter:
         roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]
         self._report = Report(
             at=now, servers=server_lines(inventory, now), findings=found, counts=dict(derived.group_counts),
-            rows=rows(found, derived.verdicts, self.history, inventory), stranded=stranded(inventory, derived.verdicts),
+            rows=rows(found, self.history, inventory), stranded=stranded(inventory, derived.verdicts),
             replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
             key_changed={name: h.changed_at for name, h in self.history.servers.items() if h.changed_at is not None},
-            roots=roots, plan=renewal.plan_for(inventory, self.history, derived.verdicts),
+            roots=roots, plan=renewal.plan_for(inventory, self.history, derived.verdicts, self._by_canonical),
             last_scan=self.last_scan, scan_duration=self.scan_duration,
         )
         return self._report
@@ -180,7 +180,7 @@ class Exporter:
     def renewal_what_if(self, servers: list[str]) -> WhatIf:
         """`check --renewal`: what renewing these servers with a new key now would strand (a writer step)."""
         with self._write:
-            held = renewal.holdings_for(self.scanner.inventory, self.history, self.derived.verdicts)
+            held = renewal.holdings_for(self.scanner.inventory, self.history, self.derived.verdicts, self._by_canonical)
             return renewal.what_if(*held, servers)
 
     def publish(self, families: Mapping[str, list[Sample]], source: str = "",
@@ -329,8 +329,7 @@ class Exporter:
     def _render_renewal(self) -> None:
         """Stranded-if-renewed: per distinct client file, not per client, so it stays cheap at 100,000."""
         found = renewal.plan_for(self.scanner.inventory, self.history, self.derived.verdicts, self._by_canonical, sort=False)
-        for name, samples in renewal_metrics.samples(found).items():
-            self.rendered.set_family(name, samples)
+        self._set_families(renewal_metrics.samples(found))
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:
         return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))

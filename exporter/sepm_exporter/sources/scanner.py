@@ -387,24 +387,29 @@ class Scanner:
             collection.root_up = False
             log.warning("client root unreadable", extra={"client_root": key, "detail": exc.strerror or type(exc).__name__})
             return
-        names = [e.name for e in entries]
+        shown = {e.name: display_name(e.name) for e in entries}  # folder name -> the name its labels spell
+        names = list(shown)
         linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
         present = set()
         clients = self.inventory.clients
-        unknown = [c for c in names if c not in linked and (c not in clients or clients[c].root != key)]
+
+        def known(client: str) -> bool:
+            state = clients.get(shown[client])
+            return state is not None and state.root == key
+
+        unknown = [c for c in names if c not in linked and not known(c)]
         done = 0
         for client in names:
-            name = display_name(client)
-            if client in linked or (name in clients and clients[name].root == key):
+            if client in linked or known(client):
                 done += 1
                 if self.scan_collection_client(key, client):
-                    present.add(name)
+                    present.add(shown[client])
                 if self.progress is not None and done % 500 == 0:
                     self.progress(done, len(names))
         for client, read in prefetch(key, unknown, self.config.max_file_bytes):
             done += 1
             if (self._adopt(key, client, read) if read is not None else self.scan_collection_client(key, client)):
-                present.add(display_name(client))
+                present.add(shown[client])
             if self.progress is not None and done % 500 == 0:
                 self.progress(done, len(names))
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
