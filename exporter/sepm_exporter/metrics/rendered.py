@@ -67,18 +67,27 @@ class Rendered:
             self.whole[name] = rendered
             self._whole_deflated.pop(name, None)
 
-    def touch_client(self, name: str) -> None:
-        """The client's series may have changed: its block is rendered again by `rebuild`."""
-        block = self.block_of.get(name)
-        if block is None:
+    def touch_clients(self, names: list[str]) -> None:
+        """These clients' series may have changed: their blocks are rendered again by `rebuild`.
+
+        New clients fill the last block, then new ones, a slice at a time (a cold scan adds 100,000).
+        """
+        block_of = self.block_of
+        new = [name for name in names if name not in block_of]
+        if len(new) < len(names):
+            self.dirty.update({block_of[name] for name in names if name in block_of})
+        start = 0
+        while start < len(new):
             if not self.blocks or len(self.blocks[-1]) >= BLOCK_SIZE:
                 self.blocks.append({})
                 self.block_text.append(_EMPTY)
                 self._block_deflated.append(None)
             block = len(self.blocks) - 1
-            self.blocks[block][name] = None
-            self.block_of[name] = block
-        self.dirty.add(block)
+            piece = new[start:start + BLOCK_SIZE - len(self.blocks[block])]
+            self.blocks[block].update(dict.fromkeys(piece))
+            block_of.update(dict.fromkeys(piece, block))
+            self.dirty.add(block)
+            start += len(piece)
 
     def drop_client(self, name: str) -> None:
         block = self.block_of.pop(name, None)

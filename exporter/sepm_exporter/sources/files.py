@@ -86,10 +86,14 @@ def refuse_outside(path: str, root: str | None) -> None:
 
 def _links_below(path: str, root: str) -> bool:
     """True when a component of `path` below `root` is a link (or `path` is not below `root` at all)."""
-    try:
-        relative = os.path.relpath(path, root)
-    except ValueError:
-        return True
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if path.startswith(prefix) and os.pardir not in path:  # the scanner's own paths: no normalising needed
+        relative = path[len(prefix):]
+    else:
+        try:
+            relative = os.path.relpath(path, root)
+        except ValueError:
+            return True
     if relative == os.curdir or relative.startswith(os.pardir):
         return True
     current = root

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import itertools
 import logging
 import os
 import stat as stat_module
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from sepm_exporter.sepm import layout
 from sepm_exporter.sepm.certificate import CertificateFile, parse_certificate_file
@@ -146,7 +143,9 @@ class ParseCache:
 
     100,000 client files are typically a few hundred distinct contents, so the expensive part (XML,
     canonical form, embedded certificates) runs once per content; the rest is a read and a hash,
-    the floor of any scan. Errors are cached too: the same bytes fail the same way.
+    the floor of any scan. A digest, not the content, is the key: 32 bytes held per entry (keeping
+    contents as keys spared the hashing but held megabytes, measured). Errors are cached too: the
+    same bytes fail the same way.
     """
 
     def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
@@ -155,8 +154,8 @@ class ParseCache:
         self.hits = 0
         self.misses = 0
 
-    def parse(self, data: bytes, max_bytes: int, digest: bytes | None = None) -> SyLinkFacts:
-        digest = digest if digest is not None else hashlib.sha256(data).digest()
+    def parse(self, data: bytes, max_bytes: int) -> SyLinkFacts:
+        digest = hashlib.sha256(data).digest()
         found = self.entries.get(digest)
         if found is None:
             self.misses += 1
@@ -177,68 +176,6 @@ class ParseCache:
 # Non-blocking (a FIFO must not hang the reader) and no link at the last step: a link goes the careful
 # path, which checks where it leads. O_BINARY: Windows would translate line ends.
 _READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
-class Prefetched(NamedTuple):
-    """A client file read ahead by the prefetch thread (a tuple underneath: 100,000 are made in a cold scan)."""
-
-    path: str
-    signature: Signature
-    data: bytes
-    digest: bytes  # SHA-256 of `data`
-PREFETCH_BATCH = 256
-PREFETCH_AHEAD = 6
-PREFETCH_THREADS = 1  # one reader beside the main thread: a second only fights it for the GIL (measured)
-
-
-def _read_ahead(key: str, clients: list[str], max_bytes: int) -> list[tuple[str, Prefetched | None]]:
-    """In the prefetch thread: stat, read and hash; the GIL is free during all three.
-
-    Anything unusual (no file, a directory, a link loop, a file over the cap) is left to the
-    careful single-file path on the main thread, which gives it its precise reason.
-    """
-    out: list[tuple[str, Prefetched | None]] = []
-    sha256 = hashlib.sha256
-    for client in clients:
-        path = f"{key}{os.sep}{client}{os.sep}{layout.SYLINK_NAME}"
-        try:
-            fd = os.open(path, _READ_FLAGS)
-        except OSError:
-            out.append((client, None))
-            continue
-        try:  # raw calls: this loop holds the GIL between syscalls, so every Python step counts
-            st = os.fstat(fd)
-            size = st.st_size
-            data = os.read(fd, size + 1) if stat_module.S_ISREG(st.st_mode) and size <= max_bytes else None
-        except OSError:
-            data = None
-        finally:
-            os.close(fd)
-        if data is None or len(data) != size:  # odd, oversized, a link, or changing under us: the careful path
-            out.append((client, None))
-        else:
-            sig = Signature(st.st_mtime_ns, size, st.st_ino, st.st_dev, st.st_ctime_ns)
-            out.append((client, Prefetched(path, sig, data, sha256(data).digest())))
-    return out
-
-
-def prefetch(key: str, clients: list[str], max_bytes: int) -> Iterator[tuple[str, Prefetched | None]]:
-    """Client files read by a second thread a few batches ahead of the main one: the second core's share.
-
-    The window is bounded, so a 100,000-client cold scan holds at most a thousand files in memory.
-    """
-    if len(clients) < PREFETCH_BATCH:
-        yield from _read_ahead(key, clients, max_bytes)
-        return
-    batches = iter([clients[i:i + PREFETCH_BATCH] for i in range(0, len(clients), PREFETCH_BATCH)])
-    with ThreadPoolExecutor(max_workers=PREFETCH_THREADS, thread_name_prefix="prefetch") as pool:
-        window: deque[Future[list[tuple[str, Prefetched | None]]]] = deque(
-            pool.submit(_read_ahead, key, batch, max_bytes) for batch in itertools.islice(batches, PREFETCH_AHEAD)
-        )
-        while window:
-            done = window.popleft().result()
-            following = next(batches, None)
-            if following is not None:
-                window.append(pool.submit(_read_ahead, key, following, max_bytes))
-            yield from done
 
 
 class Scanner:
@@ -252,6 +189,7 @@ class Scanner:
         self.changes = Changes(servers=True)
         self.parse_cache = ParseCache()
         self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
+        self._root_text: dict[str, str] = {}  # server -> its root as a string, for the per-group hot path
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
@@ -345,31 +283,33 @@ class Scanner:
             self.changes.servers = True
 
     def scan_group(self, name: str, group_id: str) -> None:
-        """One outbox folder; a folder without SyLink.xml is no group (yet)."""
+        """One outbox folder; a folder without SyLink.xml is no group (yet).
+
+        Plain strings and one stat per file: a reconciliation walks 2 x 1,000 of these.
+        """
         state = self.inventory.servers[name]
-        folder = state.config.root.joinpath(*layout.OUTBOX_AGENT, group_id)
-        sylink_path = folder / layout.SYLINK_NAME
-        if _absent(sylink_path):  # a folder we may not search is reported below (unreadable), not dropped
+        root = self._root_text.get(name)
+        if root is None:
+            root = self._root_text[name] = os.fspath(state.config.root)
+        sep = os.sep
+        folder = os.path.join(root, *layout.OUTBOX_AGENT, group_id)
+        labels = f"{'/'.join(layout.OUTBOX_AGENT)}/{group_id}/"
+        previous = state.groups.get(group_id)
+        sylink_path = f"{folder}{sep}{layout.SYLINK_NAME}"
+        sylink = observe(sylink_path, f"{labels}{layout.SYLINK_NAME}", self._sylink,
+                         previous.sylink if previous else None, self.config.max_file_bytes, root)
+        if sylink.reason is Reason.VANISHED and _absent(sylink_path):
+            # No file, not even a dangling link; a folder we may not search is reported (unreadable), not dropped.
             if state.groups.pop(group_id, None) is not None:
                 self.changes.servers = True
             return
-        previous = state.groups.get(group_id)
-        label = layout.relative_label(sylink_path, state.config.root)
-        sylink = observe(
-            sylink_path, label, self._sylink, previous.sylink if previous else None, self.config.max_file_bytes,
-            state.config.root,
-        )
-        index_path = folder / layout.INDEX2_NAME
+        index_path = f"{folder}{sep}{layout.INDEX2_NAME}"
         index2: Observed[Index2Facts] | None = None
-        if not _absent(index_path) and sylink.reason is not Reason.UNREADABLE:
-            index2 = observe(
-                index_path,
-                layout.relative_label(index_path, state.config.root),
-                self._index2,
-                previous.index2 if previous else None,
-                self.config.max_file_bytes,
-                state.config.root,
-            )
+        if sylink.reason is not Reason.UNREADABLE:
+            index2 = observe(index_path, f"{labels}{layout.INDEX2_NAME}", self._index2,
+                             previous.index2 if previous else None, self.config.max_file_bytes, root)
+            if index2.reason is Reason.VANISHED and _absent(index_path):
+                index2 = None
         if previous is None or sylink is not previous.sylink or index2 is not previous.index2:
             self.changes.servers = True
             state.groups[group_id] = GroupFiles(sylink=sylink, index2=index2)
@@ -387,31 +327,27 @@ class Scanner:
             collection.root_up = False
             log.warning("client root unreadable", extra={"client_root": key, "detail": exc.strerror or type(exc).__name__})
             return
-        shown = {e.name: display_name(e.name) for e in entries}  # folder name -> the name its labels spell
-        names = list(shown)
+        shown = {e.name: e.name if e.name.isascii() else display_name(e.name) for e in entries}  # name -> label spelling
         linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
-        present = set()
+        present: set[str] = set()
         clients = self.inventory.clients
-
-        def known(client: str) -> bool:
-            state = clients.get(shown[client])
-            return state is not None and state.root == key
-
-        unknown = [c for c in names if c not in linked and not known(c)]
-        done = 0
-        for client in names:
-            if client in linked or known(client):
-                done += 1
-                if self.scan_collection_client(key, client):
-                    present.add(shown[client])
-                if self.progress is not None and done % 500 == 0:
-                    self.progress(done, len(names))
-        for client, read in prefetch(key, unknown, self.config.max_file_bytes):
-            done += 1
-            if (self._adopt(key, client, read) if read is not None else self.scan_collection_client(key, client)):
+        careful: list[str] = []  # known here, links, odd names: one stat each, the reconciliation's path
+        fresh: list[str] = []  # not seen before: read and adopted in one tight loop
+        for name, label in shown.items():
+            state = clients.get(label)
+            if name in linked or label != name or (state is not None and state.root == key):
+                careful.append(name)
+            elif state is None:
+                fresh.append(name)
+            else:
+                careful.append(name)  # the label is another root's: the careful path reports the duplicate
+        total = len(shown)
+        for done, client in enumerate(careful, start=1):
+            if self.scan_collection_client(key, client):
                 present.add(shown[client])
             if self.progress is not None and done % 500 == 0:
-                self.progress(done, len(names))
+                self.progress(done, total)
+        self._adopt_fresh(key, fresh, present, len(careful), total)
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
             del self.inventory.clients[client]
             self.changes.clients.add(client)
@@ -464,21 +400,52 @@ class Scanner:
             self.changes.clients.add(client)
         return True
 
-    def _adopt(self, key: str, client: str, read: Prefetched) -> bool:
-        """A client not seen before, read ahead by the prefetch thread: only the bookkeeping is left."""
-        if display_name(client) != client or client in self.inventory.clients:
-            return self.scan_collection_client(key, client)  # a duplicate or an odd name: the careful path
-        path, sig, data, digest = read
-        label = f"{client}/{layout.SYLINK_NAME}"
-        try:
-            facts = self.parse_cache.parse(data, self.config.max_file_bytes, digest)
-            observed: Observed[SyLinkFacts] = Observed(path, label, sig, facts)
-        except ParseError as exc:
-            observed = Observed(path, label, sig, None, exc.reason, exc.detail)
-        self.files_read += 1
-        self.inventory.clients[client] = ClientState(client, key, observed)
-        self.changes.clients.add(client)
-        return True
+    def _adopt_fresh(self, key: str, fresh: list[str], present: set[str], done: int, total: int) -> None:
+        """Clients not seen before, with plain names and no link: a cold scan's 100,000 files.
+
+        The floor of any scan is open, stat, read and close; this loop adds a dict lookup (the
+        parse cache) and two small records per file, and nothing else. Anything unusual (no file,
+        a directory, a link, a FIFO, a file over the cap, a file changing under the read) goes the
+        careful single-file path, which gives it its precise reason.
+        """
+        clients = self.inventory.clients
+        changed = self.changes.clients
+        parse = self.parse_cache.parse
+        max_bytes = self.config.max_file_bytes
+        sep, name_tail, label_tail = os.sep, f"{os.sep}{layout.SYLINK_NAME}", f"/{layout.SYLINK_NAME}"
+        fstat, read, close, is_regular = os.fstat, os.read, os.close, stat_module.S_ISREG
+        progress = self.progress
+        for client in fresh:
+            done += 1
+            if progress is not None and done % 500 == 0:
+                progress(done, total)
+            path = f"{key}{sep}{client}{name_tail}"
+            try:
+                fd = os.open(path, _READ_FLAGS)
+            except OSError:
+                data = None
+            else:
+                try:
+                    st = fstat(fd)
+                    size = st.st_size
+                    data = read(fd, size + 1) if is_regular(st.st_mode) and size <= max_bytes else None
+                except OSError:
+                    data = None
+                finally:
+                    close(fd)
+            if data is None or len(data) != size or client in clients:
+                if self.scan_collection_client(key, client):
+                    present.add(client)
+                continue
+            sig = Signature(st.st_mtime_ns, size, st.st_ino, st.st_dev, st.st_ctime_ns)
+            try:
+                observed: Observed[SyLinkFacts] = Observed(path, f"{client}{label_tail}", sig, parse(data, max_bytes))
+            except ParseError as exc:
+                observed = Observed(path, f"{client}{label_tail}", sig, None, exc.reason, exc.detail)
+            self.files_read += 1
+            clients[client] = ClientState(client, key, observed)
+            changed.add(client)
+            present.add(client)
 
     def scan_client_file(self, client: ClientFile) -> None:
         existing = self.inventory.clients.get(client.name)
