@@ -78,7 +78,11 @@ def _problems(page: Any) -> list[dict[str, str]]:
         cells = row.query_selector_all(":scope > td")
         count = row.query_selector("b.count")
         link = row.query_selector("a.runbook")
+        group_id = cells[1].query_selector("code")
+        group_name = cells[1].query_selector(".group-name")
         rows.append({
+            "group_id": group_id.inner_text().strip() if group_id else "",
+            "group_name": group_name.inner_text().strip() if group_name else "",
             "severity": cells[0].inner_text().strip(), "subject": cells[1].inner_text().strip(),
             "what": cells[2].inner_text().strip(), "clients": count.inner_text() if count else "0",
             "since": cells[4].inner_text().strip(), "fix": cells[5].inner_text().strip(),
@@ -134,9 +138,14 @@ def test_before_during_and_after_the_incident(page: Any, tmp_path: Path) -> None
         groups = [r for r in rows if r["subject"].startswith("group ")]
         assert not [r for r in rows if r["subject"].startswith("client ")], "one row per group, not one per client"
         assert all(r["severity"] == "CRITICAL" and r["clients"] == "4" and r["since"] != "unknown" for r in groups)
-        for row in groups:
-            group_id = row["subject"].split()[1]
+        names = {g.group_id: g.name for g in lab.state.groups}
+        for row in groups:  # the name the SEPM console shows, above the ID the outbox folder has
+            group_id = row["group_id"]
+            assert row["group_name"] == names[group_id] and row["subject"].startswith(f"group {names[group_id]}")
             assert any(str(lab.sylink_path(s.name, group_id)) in row["fix"] for s in lab.state.servers), row["fix"]
+        listed = {r.query_selector("code").inner_text(): r.query_selector(".group-name").inner_text()
+                  for r in page.query_selector_all("#groups tr") if r.query_selector("code")}
+        assert listed == names
         _runbooks_resolve(rows)
         assert "12 clients cannot connect" in page.inner_text("#banner")
         page.click("#problems tr.problem details summary")

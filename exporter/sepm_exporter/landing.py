@@ -96,7 +96,7 @@ def _affected(row: Row) -> str:
             f'<ul class="clients">{items}</ul>{more}</details></td>')
 
 
-def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], now: float) -> str:
+def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], names: dict[str, str], now: float) -> str:
     if not found:
         return '<tr><td colspan="7" class="good">Nothing needs attention.</td></tr>'
     out = []
@@ -109,11 +109,12 @@ def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], now: floa
                    f"clients: <code>SylinkDrop.exe -silent SyLink.xml</code>. Or restore the previous certificate and "
                    f"key (keep-key route) until they have it. For a deployment tool: "
                    f"<code>sepm-exporter check --stranded --format csv</code>.")
+        subject = f"group {_group_cell(group, names)}" if group in names else _e(row.subject)
         name = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(row.alert))  # breaks between words, not mid-word
         link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.runbook)}">{name}</a>'
                 if row.runbook else "&ndash;")
         out.append(
-            f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{_e(row.subject)}</td>'
+            f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{subject}</td>'
             f'<td class="what">{_e(row.message)}</td>{_affected(row)}<td class="since">{_e(_when(row.since, now))}</td>'
             f'<td class="fix">{fix}</td><td class="runbook">{link}</td></tr>'
         )
@@ -157,6 +158,12 @@ def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
     return "".join(out) or '<tr><td colspan="8" class="muted">no servers configured</td></tr>'
 
 
+def _group_cell(group: str, names: dict[str, str]) -> str:
+    """The group's name (PreferredGroup) above its ID: the name is what the SEPM console shows."""
+    name = names.get(group)
+    return f'<span class="group-name">{_e(name)}</span><br><code>{_e(group)}</code>' if name else f"<code>{_e(group)}</code>"
+
+
 def _groups(report: Report) -> str:
     per_group: dict[tuple[str, str], int] = {}  # (group, state): a shared file's clients count under its lead group
     for (group_id, _set, state), count in report.counts.items():
@@ -170,7 +177,7 @@ def _groups(report: Report) -> str:
             f"{_e(server)}: {'yes' if ok else 'NO'}" for (server, g), ok in sorted(report.key_match.items()) if g == group
         )
         counts = "".join(f'<td class="num">{per_group.get((group, s.value), 0)}</td>' for s in ClientStatus)
-        out.append(f"<tr><td><code>{_e(group)}</code></td><td>{parity}</td><td>{keys or '&ndash;'}</td>{counts}</tr>")
+        out.append(f"<tr><td>{_group_cell(group, report.group_names)}</td><td>{parity}</td><td>{keys or '&ndash;'}</td>{counts}</tr>")
     return "".join(out) or '<tr><td colspan="7" class="muted">no groups seen</td></tr>'
 
 
@@ -254,7 +261,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
 {_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0)) if exporter.ready else _SCANNING}
 <h2>Needs attention</h2>
 <table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
-{_problem_rows(table, files, now)}</table>
+{_problem_rows(table, files, report.group_names, now)}</table>
 <h2>Clients</h2><div class="totals" id="totals">{boxes}</div>
 <h2>Renewal plan</h2>{_plan(report, now)}
 <h2>Server certificates</h2>
@@ -296,6 +303,7 @@ def clients_page(exporter: Exporter, telemetry_path: str, query: str) -> tuple[i
     group = subject[len("group "):] if subject.startswith("group ") else ""
     target = files.get(group)
     file_cell = f"<code>{_e(target[1])}</code>" if target else "&ndash;"
+    named = f' ({_e(report.group_names[group])})' if group in report.group_names else ""
     items = "".join(f"<tr><td>{first + i}</td><td>{_e(c)}</td><td>{file_cell}</td></tr>" for i, c in enumerate(shown, start=1))
     nav = []
     if number > 1:
@@ -305,7 +313,7 @@ def clients_page(exporter: Exporter, telemetry_path: str, query: str) -> tuple[i
         nav.append(f'<a rel="next" href="{_e(_clients_link(subject, number + 1))}">next page</a>')
     body = f"""{_header(exporter, report, telemetry_path, now)}<main>
 <p><a href="/">Back to the overview</a></p>
-<h2>{_sev(row.severity)} {_e(subject)}: {_e(row.message)}</h2>
+<h2>{_sev(row.severity)} {_e(subject)}{named}: {_e(row.message)}</h2>
 <p id="range">Clients {first + 1}&ndash;{first + len(shown)} of {len(row.clients)} · {" · ".join(nav)}</p>
 <table id="clients"><tr><th>#</th><th>client</th><th>file to import</th></tr>{items}</table>
 <p>{" · ".join(nav)}</p></main>"""

@@ -33,7 +33,13 @@ from sepm_exporter.judge.clients import (
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines, with_verdict
 from sepm_exporter.judge.history import History
-from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
+from sepm_exporter.judge.parity import (
+    current_server_keys,
+    group_copies,
+    group_names,
+    replica_mismatch,
+    server_key_match,
+)
 from sepm_exporter.judge.problems import FileProblem, client_failing, server_failing
 from sepm_exporter.judge.remediation import Row, StrandedClient, rows, stranded
 from sepm_exporter.judge.renewal import RenewalPlan, WhatIf
@@ -81,6 +87,7 @@ class Report:
     stranded: list[StrandedClient] = field(default_factory=list)
     replica_mismatch: dict[str, bool] = field(default_factory=dict)
     key_match: dict[tuple[str, str], bool] = field(default_factory=dict)
+    group_names: dict[str, str] = field(default_factory=dict)  # group ID -> PreferredGroup of its file
     key_changed: dict[str, float] = field(default_factory=dict)  # server -> when its key last changed
     roots: list[Root] = field(default_factory=list)
     plan: RenewalPlan | None = None  # what a new-key renewal of each server would strand, and the safe order
@@ -188,6 +195,7 @@ class Exporter:
             at=now, servers=server_lines(inventory, now), findings=found, counts=dict(derived.group_counts),
             rows=rows(found, self.history, inventory), stranded=stranded(inventory, derived.verdicts),
             replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
+            group_names=group_names(group_copies(inventory)),
             key_changed={name: h.changed_at for name, h in self.history.servers.items() if h.changed_at is not None},
             roots=roots, plan=renewal.plan_for(inventory, self.history, derived.verdicts, self._by_canonical),
             last_scan=self.last_scan, scan_duration=self.scan_duration,

@@ -137,6 +137,7 @@ def test_sigkill_during_state_writes_never_corrupts_the_file(tmp_path: Path) -> 
     assert sizes, "the writer never completed one save"
 
 
+@pytest.mark.xdist_group("inotify-sysctl")  # machine-wide limits: never two such tests at once
 def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
     """10,000 rewrites in a burst: whatever the kernel queue dropped, the exporter converges to the disk."""
     lab = estate.init(tmp_path / "lab", groups=4, clients=2000)
@@ -177,6 +178,7 @@ def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
         stop(exporter)
 
 
+@pytest.mark.xdist_group("inotify-sysctl")  # machine-wide limits: never two such tests at once
 def test_too_few_inotify_watches_falls_back_to_polling(lab: estate.Lab, tmp_path: Path) -> None:
     """More folders than fs.inotify.max_user_watches: the exporter says so and polls instead of going blind."""
     limit = Path("/proc/sys/fs/inotify/max_user_watches")

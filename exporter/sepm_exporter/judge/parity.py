@@ -33,6 +33,19 @@ def group_copies(inventory: Inventory) -> dict[str, list[GroupCopy]]:
     return copies
 
 
+def group_names(copies: dict[str, list[GroupCopy]]) -> dict[str, str]:
+    """Group ID -> the name its file gives (PreferredGroup): the on-call knows "My Company\\Tokyo", not 32 hex digits.
+
+    The newest copy that names the group wins; a group whose files name none is left out.
+    """
+    names: dict[str, str] = {}
+    for group_id, held in copies.items():
+        named = [c for c in held if c.facts.preferred_group]
+        if named:
+            names[group_id] = newest(named).facts.preferred_group
+    return names
+
+
 def replica_mismatch(copies: dict[str, list[GroupCopy]]) -> dict[str, bool]:
     """For groups held by two servers or more: True when their canonical forms differ."""
     return {

@@ -331,23 +331,45 @@ class Scanner:
         linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
         present: set[str] = set()
         clients = self.inventory.clients
-        careful: list[str] = []  # known here, links, odd names: one stat each, the reconciliation's path
+        duplicates = self.inventory.duplicates
+        known: list[tuple[str, Observed[SyLinkFacts]]] = []  # read before, plain name: one stat to say "unchanged"
+        careful: list[str] = []  # links, odd names, duplicates, files that changed: the one-file path
         fresh: list[str] = []  # not seen before: read and adopted in one tight loop
         for name, label in shown.items():
             state = clients.get(label)
-            if name in linked or label != name or (state is not None and state.root == key):
+            if name in linked or label != name:
                 careful.append(name)
             elif state is None:
                 fresh.append(name)
+            elif state.root == key and state.sylink.signature is not None and name not in duplicates:
+                known.append((name, state.sylink))
             else:
-                careful.append(name)  # the label is another root's: the careful path reports the duplicate
+                careful.append(name)  # unreadable last time, or the label is another root's (a duplicate)
         total = len(shown)
-        for done, client in enumerate(careful, start=1):
+        done = 0
+        stat = os.stat
+        for name, observed in known:  # the reconciliation's common case, with nothing but a stat per client
+            done += 1
+            sig = observed.signature
+            try:
+                st = stat(observed.path)
+            except OSError:
+                careful.append(name)
+                continue
+            if (sig is not None and st.st_mtime_ns == sig.mtime_ns and st.st_size == sig.size and st.st_ino == sig.inode
+                    and st.st_dev == sig.device and st.st_ctime_ns == sig.ctime_ns):
+                present.add(name)
+            else:
+                careful.append(name)
+            if self.progress is not None and done % 500 == 0:
+                self.progress(done, total)
+        for client in careful:
+            done += 1
             if self.scan_collection_client(key, client):
                 present.add(shown[client])
             if self.progress is not None and done % 500 == 0:
                 self.progress(done, total)
-        self._adopt_fresh(key, fresh, present, len(careful), total)
+        self._adopt_fresh(key, fresh, present, done, total)
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
             del self.inventory.clients[client]
             self.changes.clients.add(client)
