@@ -205,3 +205,53 @@ def test_too_few_inotify_watches_falls_back_to_polling(lab: estate.Lab, tmp_path
         limit.write_text(original)
         if exporter is not None:
             stop(exporter)
+
+
+def _folders(root: Path) -> int:
+    return sum(1 for _ in os.walk(root))
+
+
+def test_folders_inotify_silently_left_unwatched_are_polled_until_watched(lab: estate.Lab, tmp_path: Path) -> None:
+    """watchdog drops the sub-folder watches it cannot add (the inotify watch limit) without a word, at
+    start and when it rebuilds them after a queue overflow: the exporter must notice, say so, and poll.
+
+    The limit is lowered in a user namespace of the exporter's own (`unshare -U -r`), never machine-wide:
+    every root gets its watch, three client folders do not.
+    """
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    roots = [lab.server_root(s.name) for s in lab.state.servers] + [lab.clients_root]
+    limit = sum(_folders(root) for root in roots) - 3
+    probe = subprocess.run(["unshare", "-U", "-r", "sh", "-c", "echo 5 > /proc/sys/user/max_inotify_watches"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespace with its own inotify limit here: {probe.stderr.decode(errors='replace')}")
+    port = free_port()
+    log = tmp_path / "exporter.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["unshare", "-U", "-r", "sh", "-c", f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"', "sh",
+             sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+             "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events", "--watch.poll-interval=0.5",
+             "--watch.reconcile-interval=600"],
+            stdout=out, stderr=out,
+        )
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/-/ready"), timeout=30)
+        wait_for(lambda: "some folders have no inotify watch" in log.read_text(encoding="utf-8"), timeout=15)
+        assert "folders=3" in log.read_text(encoding="utf-8")
+        paths = {name: lab.client_path(name) for name in lab.state.clients}
+        for path in paths.values():
+            lab.write_variant("utf16-le", path)
+        wanted = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()}
+
+        def seen() -> bool:
+            got = {labels["client"]: labels["sha256"] for labels, _ in find(get(f"http://127.0.0.1:{port}/metrics"),
+                                                                            "sepm_client_sylink_info")}
+            return got == wanted
+
+        wait_for(seen, timeout=10)  # the reconciliation is 600 s away: only the polling sees the unwatched three
+    finally:
+        stop(process)

@@ -157,6 +157,59 @@ class _OverflowSignal(logging.Handler):
             self.watcher.overflowed()
 
 
+def inotify_watched_inodes(pid: int | str = "self") -> set[int] | None:
+    """The inodes this process's inotify instances watch, from /proc/PID/fdinfo; None where unknown.
+
+    watchdog adds a recursive root's sub-folder watches one by one and drops any that fail (ENOSPC
+    once fs.inotify.max_user_watches is reached) without a word, also when it rebuilds them all
+    after a queue overflow. The kernel's own list is the only way to know what is really watched.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    inodes: set[int] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii", errors="replace") as handle:
+                for line in handle:
+                    if line.startswith("inotify wd:"):
+                        for field in line.split():
+                            if field.startswith("ino:"):
+                                inodes.add(int(field[4:], 16))
+        except (OSError, ValueError):
+            continue  # closed meanwhile
+    return inodes
+
+
+def folder_inodes(root: Path) -> dict[int, str]:
+    """Every folder a recursive watch on `root` should cover (symbolic links not followed), by inode."""
+    found: dict[int, str] = {}
+    try:
+        found[os.stat(root, follow_symlinks=False).st_ino] = str(root)
+    except OSError:
+        return found
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            found[entry.inode()] = entry.path
+                            stack.append(entry.path)
+                    except OSError:
+                        continue
+        except OSError:
+            continue  # gone or unreadable: watchdog cannot watch inside it either
+    return found
+
+
 class Watcher:
     """Owns the observer, the debounce worker and the reconciliation loop."""
 
@@ -166,6 +219,7 @@ class Watcher:
         self.stop_event = threading.Event()
         self.wake = threading.Event()  # set to run the reconciliation scan now
         self.overflow_pending = False
+        self.unwatched = 0  # folders under event-watched roots with no inotify watch (see _check_watches)
         self.overflow_signal = _OverflowSignal(self)
         self.pending: dict[Unit, float] = {}
         self.pending_lock = threading.Condition()
@@ -198,12 +252,13 @@ class Watcher:
         Polling is the scanner's own stat pass every poll interval: it compares (mtime, size, inode)
         as a polling observer would, without keeping a second snapshot of the tree.
         """
+        polling = False  # recomputed: a root whose watch failed (ENOSPC) and works again stops the polling
         for root in self.roots():
             key = str(root)
-            if key in self._watched or not root.is_dir():
-                continue
             if self._polled(root):
-                self.polling = True
+                polling = True
+                continue
+            if key in self._watched or not root.is_dir():
                 continue
             try:
                 watch = self._observer().schedule(_Handler(self), key, recursive=True, event_filter=list(EVENTS))
@@ -214,12 +269,13 @@ class Watcher:
                     log.warning("cannot watch root; polling instead",
                                 extra={"file": key, "detail": exc.strerror or type(exc).__name__})
                     self._unwatchable.add(key)
-                self.polling = True
+                polling = True
                 continue
             if key in self._unwatchable:
                 self._unwatchable.discard(key)
                 log.info("watching root again", extra={"file": key})
             self._watched[key] = watch
+        self.polling = polling
 
     def _reset_watches(self) -> None:
         """A root went or came back: its old watch is dead (inotify) or stale (polling), so start over."""
@@ -279,6 +335,7 @@ class Watcher:
         config = self.exporter.config
         check_every = min(config.poll_interval, config.reconcile_interval)
         next_full = time.monotonic() + config.reconcile_interval
+        checked_once = False
         while True:
             self.wake.wait(check_every)
             self.wake.clear()
@@ -287,13 +344,17 @@ class Watcher:
             if not self.exporter.ready:
                 continue  # the first scan is still running: roots are not "changed", just not seen yet
             overflow, self.overflow_pending = self.overflow_pending, False
+            first, checked_once = not checked_once, True  # watches added at start may have been dropped too
             roots_changed = self._roots_changed()
             if roots_changed:
                 self._reset_watches()
             else:
                 self._schedule()
             now = time.monotonic()
-            if roots_changed or overflow or self.polling or now >= next_full:
+            due = now >= next_full
+            if first or overflow or due or self.unwatched:
+                self._check_watches()  # before the scan: what changes after it must reach a watch
+            if roots_changed or overflow or self.polling or self.unwatched or due:
                 try:
                     self.exporter.full_scan()
                 except Exception:
@@ -302,6 +363,44 @@ class Watcher:
                 # After a root returns, a new watch starts asynchronously: scan once more soon after,
                 # so a change made while it started is not left for the next full reconciliation.
                 next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
+
+    def _missing_watches(self) -> dict[int, str] | None:
+        """Folders under the event-watched roots that inotify does not watch; None where unknown."""
+        if "events" not in self.observers or not self._watched:
+            return {}
+        expected: dict[int, str] = {}
+        for key in list(self._watched):
+            expected.update(folder_inodes(Path(key)))
+        watched = inotify_watched_inodes()  # read after the walk: a folder made meanwhile is either seen or new
+        if watched is None:
+            return None
+        return {ino: path for ino, path in expected.items() if ino not in watched}
+
+    def _check_watches(self) -> None:
+        """Events are only worth trusting if every folder has its watch: watchdog drops sub-folder
+        watches it cannot add (inotify watch limit) without a word, also when it rebuilds them after a
+        queue overflow. Missing ones: watch again from scratch; still missing: scan every poll interval
+        (like a polled root) and try again each time, until the limit allows them all."""
+        missing = self._missing_watches()
+        if not missing:  # None (not Linux) or all watched
+            if self.unwatched:
+                log.info("watching every folder again")
+            self.unwatched = 0
+            return
+        # watchdog may be adding them right now (a new folder, an overflow's rebuild): look again shortly
+        self.stop_event.wait(0.5)
+        again = self._missing_watches() or {}
+        missing = {ino: path for ino, path in again.items() if ino in missing}
+        if missing:
+            self._reset_watches()
+            missing = self._missing_watches() or {}
+        if missing and not self.unwatched:
+            log.warning("some folders have no inotify watch (fs.inotify.max_user_watches?); "
+                        "scanning every poll interval until they do",
+                        extra={"folders": len(missing), "file": next(iter(missing.values()))})
+        elif not missing and self.unwatched:
+            log.info("watching every folder again")
+        self.unwatched = len(missing)
 
     def _failed(self) -> None:
         """A whole scan failed: count it (events_total{kind="scan_failed"}) and publish what is known,
