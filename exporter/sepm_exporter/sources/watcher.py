@@ -186,13 +186,17 @@ def inotify_watched_inodes(pid: int | str = "self") -> set[int] | None:
     return inodes
 
 
-def folder_inodes(root: Path) -> dict[int, str]:
-    """Every folder a recursive watch on `root` should cover (symbolic links not followed), by inode."""
-    found: dict[int, str] = {}
+def unwatched_folders(root: Path, watched: set[int]) -> dict[int, str]:
+    """The folders a recursive watch on `root` should cover (links not followed) whose inode is not in
+    `watched`. Only those are kept: at 100,000 client folders, keeping every path would cost tens of
+    megabytes per check."""
+    missing: dict[int, str] = {}
     try:
-        found[os.stat(root, follow_symlinks=False).st_ino] = str(root)
+        inode = os.stat(root, follow_symlinks=False).st_ino
     except OSError:
-        return found
+        return missing
+    if inode not in watched:
+        missing[inode] = str(root)
     stack = [str(root)]
     while stack:
         folder = stack.pop()
@@ -201,13 +205,14 @@ def folder_inodes(root: Path) -> dict[int, str]:
                 for entry in entries:
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            found[entry.inode()] = entry.path
                             stack.append(entry.path)
+                            if entry.inode() not in watched:
+                                missing[entry.inode()] = entry.path
                     except OSError:
                         continue
         except OSError:
             continue  # gone or unreadable: watchdog cannot watch inside it either
-    return found
+    return missing
 
 
 class Watcher:
@@ -365,16 +370,20 @@ class Watcher:
                 next_full = now + (min(1.0, config.reconcile_interval) if roots_changed else config.reconcile_interval)
 
     def _missing_watches(self) -> dict[int, str] | None:
-        """Folders under the event-watched roots that inotify does not watch; None where unknown."""
+        """Folders under the event-watched roots that inotify does not watch; None where unknown.
+
+        The kernel's list is read before the walk: a folder made meanwhile may look missing once,
+        which is why `_check_watches` looks twice before acting.
+        """
         if "events" not in self.observers or not self._watched:
             return {}
-        expected: dict[int, str] = {}
-        for key in list(self._watched):
-            expected.update(folder_inodes(Path(key)))
-        watched = inotify_watched_inodes()  # read after the walk: a folder made meanwhile is either seen or new
+        watched = inotify_watched_inodes()
         if watched is None:
             return None
-        return {ino: path for ino, path in expected.items() if ino not in watched}
+        missing: dict[int, str] = {}
+        for key in list(self._watched):
+            missing.update(unwatched_folders(Path(key), watched))
+        return missing
 
     def _check_watches(self) -> None:
         """Events are only worth trusting if every folder has its watch: watchdog drops sub-folder
