@@ -255,3 +255,20 @@ def test_folders_inotify_silently_left_unwatched_are_polled_until_watched(lab: e
         wait_for(seen, timeout=10)  # the reconciliation is 600 s away: only the polling sees the unwatched three
     finally:
         stop(process)
+
+
+def test_a_root_given_through_a_link_is_not_taken_for_an_unwatched_folder(tmp_path: Path) -> None:
+    """inotify watches where a root's link leads; the check must compare the same inode, or it would
+    poll forever on an estate mounted through a link."""
+    from sepm_exporter.sources.watcher import unwatched_folders
+
+    real = tmp_path / "real"
+    (real / "WS-0001").mkdir(parents=True)
+    (real / "WS-0001" / "inner").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    (real / "elsewhere").symlink_to(tmp_path, target_is_directory=True)  # a link below the root is not followed
+    everything = {os.stat(p).st_ino for p in (real, real / "WS-0001", real / "WS-0001" / "inner")}
+    assert unwatched_folders(link, everything) == {}
+    inner = os.stat(real / "WS-0001" / "inner").st_ino
+    assert unwatched_folders(link, everything - {inner}) == {inner: str(link / "WS-0001" / "inner")}

@@ -192,7 +192,7 @@ def unwatched_folders(root: Path, watched: set[int]) -> dict[int, str]:
     megabytes per check."""
     missing: dict[int, str] = {}
     try:
-        inode = os.stat(root, follow_symlinks=False).st_ino
+        inode = os.stat(root).st_ino  # a root given through a link: inotify watches where it leads
     except OSError:
         return missing
     if inode not in watched:
