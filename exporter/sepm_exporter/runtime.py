@@ -301,7 +301,7 @@ class Exporter:
                 self._set_families(serverlist_metrics.samples(inventory))
                 self._set_families(keystore_metrics.samples(inventory))
                 self._set_problems(("servers",), server_failing(inventory))
-            self._judge(rejudge)
+            self._judge(rejudge, self._index)
             if rejudge or changes.servers:
                 counts = group_counts(self._counts, self._index.newest)
                 self.derived.group_counts = counts
@@ -370,11 +370,11 @@ class Exporter:
                 dirty |= self.history.servers[name].current != before_key
         return dirty
 
-    def _judge(self, names: set[str]) -> None:
+    def _judge(self, names: set[str], index: GroupIndex) -> None:
         """These clients: their verdicts, their places in the indexes and counts, their rendered chunks, their problems.
 
         Clients holding the same parsed file (the parse cache hands them one facts object) are
-        judged, counted and indexed together: a cold scan's 100,000 clients are a few hundred
+        judged, counted and indexed together: the benchmark's 100,000 clients are about a thousand
         such bundles, so the per-client work is one lookup and one append.
         """
         inventory = self.scanner.inventory
@@ -412,13 +412,10 @@ class Exporter:
             if client.sylink.reason is not None:
                 check.add(name)
         for facts, held in bundles.values():
-            if self._index is None:  # not yet derived (refresh derives it first): series without a verdict
-                self.rendered.touch_clients(held)
-                continue
             memo_key = (facts.canonical_sha256, facts.key_digests)
             verdict = self._verdict_memo.get(memo_key)
             if verdict is None:  # clients with the same file get the same verdict: judge the file once
-                verdict = classify(facts.canonical_sha256, embedded(facts), self._index, self._basis)
+                verdict = classify(facts.canonical_sha256, embedded(facts), index, self._basis)
                 verdict = self._verdict_memo[memo_key] = self._verdict_pool.setdefault(verdict, verdict)
             verdicts.update(dict.fromkeys(held, verdict))
             key = (verdict.group_id, verdict.group_set, verdict.status.value)

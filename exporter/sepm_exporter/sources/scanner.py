@@ -189,7 +189,6 @@ class Scanner:
         self.changes = Changes(servers=True)
         self.parse_cache = ParseCache()
         self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
-        self._root_text: dict[str, str] = {}  # server -> its root as a string, for the per-group hot path
         for server in config.servers:
             self.inventory.servers.setdefault(server.name, ServerState(config=server))
         for collection in config.collections:
@@ -288,9 +287,7 @@ class Scanner:
         Plain strings and one stat per file: a reconciliation walks 2 x 1,000 of these.
         """
         state = self.inventory.servers[name]
-        root = self._root_text.get(name)
-        if root is None:
-            root = self._root_text[name] = os.fspath(state.config.root)
+        root = os.fspath(state.config.root)
         sep = os.sep
         folder = os.path.join(root, *layout.OUTBOX_AGENT, group_id)
         labels = f"{'/'.join(layout.OUTBOX_AGENT)}/{group_id}/"
@@ -327,7 +324,7 @@ class Scanner:
             collection.root_up = False
             log.warning("client root unreadable", extra={"client_root": key, "detail": exc.strerror or type(exc).__name__})
             return
-        shown = {e.name: e.name if e.name.isascii() else display_name(e.name) for e in entries}  # name -> label spelling
+        shown = {e.name: display_name(e.name) for e in entries}  # folder name -> the name its labels spell
         linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
         present: set[str] = set()
         clients = self.inventory.clients
@@ -347,17 +344,9 @@ class Scanner:
                 careful.append(name)  # unreadable last time, or the label is another root's (a duplicate)
         total = len(shown)
         done = 0
-        stat = os.stat
         for name, observed in known:  # the reconciliation's common case, with nothing but a stat per client
             done += 1
-            sig = observed.signature
-            try:
-                st = stat(observed.path)
-            except OSError:
-                careful.append(name)
-                continue
-            if (sig is not None and st.st_mtime_ns == sig.mtime_ns and st.st_size == sig.size and st.st_ino == sig.inode
-                    and st.st_dev == sig.device and st.st_ctime_ns == sig.ctime_ns):
+            if _unchanged(observed.path, observed.signature):
                 present.add(name)
             else:
                 careful.append(name)
