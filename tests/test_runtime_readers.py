@@ -78,7 +78,7 @@ def test_a_reconciliation_scan_does_not_hold_scrapes(lab: estate.Lab, monkeypatc
 
 
 def test_the_page_says_the_first_scan_is_running_not_all_clear(lab: estate.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sepm_exporter import landing
+    from sepm_exporter.serving import landing
 
     exporter = Exporter(load_config(lab.config_path))
     release, inside = threading.Event(), threading.Event()

@@ -142,7 +142,7 @@ def test_send_parts_delivers_every_byte_in_order_across_partial_sends() -> None:
     import socket
     import threading
 
-    from sepm_exporter.web import IOV_MAX, send_parts
+    from sepm_exporter.serving.web import IOV_MAX, send_parts
 
     parts = [bytes([i % 251]) * (1 + (i * 37) % 4000) for i in range(IOV_MAX * 2 + 7)] + [b""]
     left, right = socket.socketpair()

@@ -162,9 +162,9 @@ def local_install() -> Config:
 def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
               stop: threading.Event | None = None, announce: str = "", config_source: str = "") -> int:
     """Serve until SIGINT/SIGTERM (or `stop`); the first scan runs while /-/ready says 503."""
+    from sepm_exporter.serving.web import WebServer
     from sepm_exporter.settings.webconfig import WebConfig, load_web_config
     from sepm_exporter.sources.watcher import Watcher
-    from sepm_exporter.web import WebServer
 
     web = load_web_config(web_config) if web_config is not None else WebConfig()
     exporter = Exporter(config)
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args)
     if args.command == "healthcheck":
-        from sepm_exporter.healthcheck import healthcheck
+        from sepm_exporter.serving.healthcheck import healthcheck
 
         return healthcheck(args.listen, args.web_config, args.timeout)
     if args.command == "textfile":

@@ -31,10 +31,10 @@ from helpers import free_port, get, wait_for
 from sepm_exporter.judge.findings import Severity, alert_subject, worst
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.serving.web import WebServer
 from sepm_exporter.settings.config import load_config
 from sepm_exporter.settings.webconfig import WebConfig
 from sepm_exporter.sources.watcher import Watcher
-from sepm_exporter.web import WebServer
 from services import Prometheus
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from sepm_exporter import landing
 from sepm_exporter.runtime import Exporter
+from sepm_exporter.serving import landing
 from sepm_exporter.settings.webconfig import WebConfig
 
 log = logging.getLogger("sepm_exporter")
