@@ -239,14 +239,14 @@ def test_an_oversized_state_file_is_not_read(lab: estate.Lab, monkeypatch: pytes
 def test_the_verdict_pool_is_bounded(lab: estate.Lab) -> None:
     exporter = Exporter(load_config(lab.config_path))
     exporter.full_scan()
-    exporter._pool_limit = 4
+    exporter.book.pool_limit = 4
     group = lab.state.groups[0].group_id
     for step in range(30):
         lab.drift("SEPM1", group, heartbeat_seconds=600 + step)
         lab.pull(1.0, "SEPM1", group)
         exporter.full_scan()
     live = len(set(exporter.derived.verdicts.values()))
-    assert len(exporter._verdict_pool) <= max(4, 2 * live) + live
+    assert exporter.book.pool_size <= max(4, 2 * live) + live
 
 
 # -- web config and basic auth ----------------------------------------------------------------------

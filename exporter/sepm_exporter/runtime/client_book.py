@@ -1,0 +1,126 @@
+"""What each client holds and its verdict, kept incrementally: a change re-judges only the clients it touches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, TrustBasis, classify, embedded, group_counts
+from sepm_exporter.sepm.sylink import SyLinkFacts
+from sepm_exporter.sources.inventory import ClientState
+
+
+@dataclass
+class Judged:
+    """What one judging step changed, for the publisher (series) and the problem log."""
+
+    touched: list[str] = field(default_factory=list)  # clients whose series are (re)rendered
+    dropped: list[str] = field(default_factory=list)  # clients with no verdict now: no series
+    check: set[str] = field(default_factory=set)  # clients whose file problems to look at again
+
+
+class ClientBook:
+    """Verdicts, per-group counts, and which clients hold which file (by canonical hash).
+
+    Clients holding the same parsed file (the parse cache hands them one facts object) are judged,
+    counted and indexed together: the benchmark's 100,000 clients are about a thousand such
+    bundles, so the per-client work is one lookup and one append.
+    """
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, ClientVerdict] = {}  # client -> verdict
+        self.counts: dict[tuple[str, str, str], int] = {}  # (group, group set, state) -> clients
+        self.canonical_of: dict[str, str] = {}  # client -> canonical hash of its file
+        self.by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
+        self.index: GroupIndex | None = None
+        self.basis = TrustBasis()
+        self._pool: dict[ClientVerdict, ClientVerdict] = {}
+        self.pool_limit = 1024  # the pool only interns: rebuilt from live verdicts when it doubles
+        self._memo: dict[tuple[str, frozenset[str]], ClientVerdict] = {}  # valid for one index
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._pool)
+
+    def stale_for(self, basis: TrustBasis) -> bool:
+        """Whether the group index must be rebuilt before judging (a new trust basis, or none yet)."""
+        return basis != self.basis or self.index is None
+
+    def rebase(self, index: GroupIndex, basis: TrustBasis, clients: Iterable[str]) -> set[str]:
+        """A new group index (or trust basis): the clients to judge again, those whose file it touches.
+
+        `clients` are all the clients the inventory holds; a new basis re-judges every one of them.
+        """
+        rejudge: set[str] = set()
+        for canonical in index.changed(self.index):
+            rejudge |= self.by_canonical.get(canonical, set())
+        if basis != self.basis:
+            rejudge |= set(clients) | set(self.verdicts)
+        self.index, self.basis = index, basis
+        self._memo = {}
+        if len(self._pool) > self.pool_limit:  # a bounded pool: verdicts no client holds go
+            self._pool = {v: v for v in self.verdicts.values()}
+            self.pool_limit = max(1024, 2 * len(self._pool))
+        return rejudge
+
+    def group_counts(self) -> dict[tuple[str, str, str], int]:
+        assert self.index is not None
+        return group_counts(self.counts, self.index.newest)
+
+    def judge(self, names: set[str], clients: Mapping[str, ClientState]) -> Judged:
+        """These clients' verdicts, places in the indexes and counts, as their files are now."""
+        assert self.index is not None
+        out = Judged()
+        self._forget(names)
+        bundles: dict[int, tuple[SyLinkFacts, list[str]]] = {}  # id(facts) -> the facts, the clients holding them
+        for name in names:
+            client = clients.get(name)
+            facts = client.sylink.facts if client is not None else None
+            if facts is None or client is None:
+                out.dropped.append(name)  # gone, or no facts: no verdict, no series
+                if client is not None:
+                    out.check.add(name)
+                continue
+            bundle = bundles.get(id(facts))
+            if bundle is None:
+                bundles[id(facts)] = (facts, [name])
+            else:
+                bundle[1].append(name)
+            if client.sylink.reason is not None:
+                out.check.add(name)
+        for facts, held in bundles.values():
+            verdict = self._verdict(facts, self.index)
+            self.verdicts.update(dict.fromkeys(held, verdict))
+            key = (verdict.group_id, verdict.group_set, verdict.status.value)
+            self.counts[key] = self.counts.get(key, 0) + len(held)
+            self.canonical_of.update(dict.fromkeys(held, facts.canonical_sha256))
+            self.by_canonical.setdefault(facts.canonical_sha256, set()).update(held)
+            out.touched.extend(held)
+            if facts.problems:
+                out.check.update(held)
+        return out
+
+    def _verdict(self, facts: SyLinkFacts, index: GroupIndex) -> ClientVerdict:
+        """Clients with the same file get the same verdict: the file is judged once per index."""
+        memo_key = (facts.canonical_sha256, facts.key_digests)
+        verdict = self._memo.get(memo_key)
+        if verdict is None:
+            verdict = classify(facts.canonical_sha256, embedded(facts), index, self.basis)
+            verdict = self._memo[memo_key] = self._pool.setdefault(verdict, verdict)
+        return verdict
+
+    def _forget(self, names: set[str]) -> None:
+        """Take these clients out of the counts and the file index before they are judged again."""
+        verdicts, canonical_of = self.verdicts, self.canonical_of
+        if not (verdicts or canonical_of):
+            return
+        for name in [n for n in names if n in canonical_of or n in verdicts]:
+            old = verdicts.pop(name, None)
+            if old is not None:
+                self.counts[(old.group_id, old.group_set, old.status.value)] -= 1
+            old_canonical = canonical_of.pop(name, None)
+            if old_canonical is not None:
+                holders = self.by_canonical[old_canonical]
+                holders.discard(name)
+                if not holders:
+                    del self.by_canonical[old_canonical]

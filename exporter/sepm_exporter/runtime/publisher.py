@@ -1,0 +1,64 @@
+"""Families in, a frozen `Published` exposition out: what a scrape sends, swapped in by reference."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from sepm_exporter.metrics import servers as server_metrics
+from sepm_exporter.metrics.family import Sample
+from sepm_exporter.metrics.rendered import Published, Rendered
+
+SERVER_FAMILIES = frozenset(f.name for f in server_metrics.FAMILIES)  # what a background source may add to
+
+
+class Publisher:
+    """Keeps each family's samples, rendered, and the last `Published`.
+
+    An area owns its families (`set_families`); a background source may add samples to the server
+    certificate families (`contribute`), which survive the area's next re-render. Only the
+    exporter's writer calls in; readers take `published` without a lock.
+    """
+
+    def __init__(self, client_chunks: Callable[[str], tuple[bytes, ...]]) -> None:
+        self.rendered = Rendered(client_chunks)
+        self._own: dict[str, list[Sample]] = {}  # each family's samples from its own area
+        self._contributed: dict[str, dict[str, list[Sample]]] = {}  # family -> background source -> samples added
+        self.published: Published = self.rendered.publish()
+        self.seconds = 0.0  # the last rendering and compression of what changed (benchmarks read it)
+
+    def set_families(self, families: Mapping[str, list[Sample]]) -> None:
+        """An area's own samples, followed by what background sources added to the same families."""
+        for name, found in families.items():
+            self._own[name] = found
+            added = self._contributed.get(name)
+            self.rendered.set_family(name, [*found, *(s for source in sorted(added) for s in added[source])] if added else found)
+
+    def replace(self, families: Mapping[str, list[Sample]]) -> None:
+        """Whole families a background source owns outright (the REST API's, the probes')."""
+        for name, found in families.items():
+            self.rendered.set_family(name, found)
+
+    def contribute(self, source: str, families: Mapping[str, list[Sample]]) -> None:
+        """`source`'s samples in the server families, replacing what it added before."""
+        for name, found in families.items():
+            if name not in SERVER_FAMILIES:
+                raise ValueError(f"{name} is not a server certificate family")
+            by_source = self._contributed.setdefault(name, {})
+            if found:
+                by_source[source] = list(found)
+            else:
+                by_source.pop(source, None)
+        self.set_families({name: self._own.get(name, []) for name in families})
+
+    def touch_clients(self, names: list[str]) -> None:
+        self.rendered.touch_clients(names)
+
+    def drop_client(self, name: str) -> None:
+        self.rendered.drop_client(name)
+
+    def publish(self) -> None:
+        """Render what changed and swap the result in."""
+        started = time.perf_counter()
+        self.published = self.rendered.publish()
+        self.seconds = time.perf_counter() - started
