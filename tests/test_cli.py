@@ -62,7 +62,7 @@ def test_lab_replay_prints_what_the_admin_saw(tmp_path: Path) -> None:
 def test_progress_shows_only_on_a_terminal_after_a_second() -> None:
     import io
 
-    from sepm_exporter.cli import Progress
+    from sepm_exporter.commands.progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

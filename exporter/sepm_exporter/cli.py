@@ -1,4 +1,4 @@
-"""The command line: serve, metrics, check, demo, textfile and the lab's steps.
+"""The command line: flags parsed, then handed to the command (`commands/`, `lab/`, `serving.healthcheck`).
 
 Flags follow exporter conventions (`--web.listen-address`, `--log.level`); every config key that
 makes sense as a flag can be given as one and overrides the file.
@@ -7,26 +7,14 @@ makes sense as a flag can be given as one and overrides the file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import gc
 import logging
 import os
-import signal
 import socket
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
-from typing import TextIO
 
 from sepm_exporter import __version__, logs
-from sepm_exporter.judge.findings import Severity, worst
-from sepm_exporter.judge.report import render_report
-from sepm_exporter.judge.served import probe_findings
-from sepm_exporter.runtime import Exporter
 from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config, with_overrides
-from sepm_exporter.sources.probes import Prober
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -159,114 +147,9 @@ def local_install() -> Config:
     return config
 
 
-def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
-              stop: threading.Event | None = None, announce: str = "", config_source: str = "") -> int:
-    """Serve until SIGINT/SIGTERM (or `stop`); the first scan runs while /-/ready says 503."""
-    from sepm_exporter.serving.web import WebServer
-    from sepm_exporter.settings.webconfig import WebConfig, load_web_config
-    from sepm_exporter.sources.watcher import Watcher
-
-    web = load_web_config(web_config) if web_config is not None else WebConfig()
-    exporter = Exporter(config)
-    exporter.config_source = config_source
-    server = WebServer(exporter, web, listen, telemetry_path)
-    server.start()
-    log.info("listening", extra={"address": listen, "port": server.port, "tls": web.tls is not None})
-    if announce:
-        print(announce.format(port=server.port), flush=True)
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    watcher = Watcher(exporter, config.watch_mode)
-    watcher.start()
-    from sepm_exporter.rest_api import pollers_for
-
-    api = pollers_for(exporter)  # REST API polls in their own threads: a scrape never waits for them
-    if api is not None:
-        api.start()
-    scan_with_progress(exporter)
-    prober = start_prober(exporter)
-    # The inventory is a million long-lived objects; without this, a full collection walks them all
-    # from time to time and stalls scrapes and re-reads for a second at 100,000 clients.
-    gc.collect()
-    gc.freeze()
-    log.info("first scan done", extra={"seconds": round(exporter.scan_duration, 3)})
-    stop.wait()
-    prober.stop()
-    if api is not None:
-        api.stop()
-    watcher.stop()
-    server.close()
-    log.info("stopped")
-    return 0
-
-
-class Progress:
-    """Scan progress on a terminal once a scan has run for a second; silent when stderr is not a tty."""
-
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.started = time.monotonic()
-        self.shown = False
-
-    def __call__(self, done: int, found: int) -> None:
-        if not self.stream.isatty() or time.monotonic() - self.started < 1.0:
-            return
-        self.stream.write(f"\rscanning: {done} of {found} done")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-
-
-def scan_with_progress(exporter: Exporter) -> None:
-    """A full scan that shows progress on a terminal; later scans (from the watcher) stay quiet."""
-    progress = Progress()
-    try:
-        exporter.full_scan(progress)
-    finally:
-        progress.close()
-
-
-def scan_once(config: Config) -> Exporter:
-    from sepm_exporter.rest_api import poll_once
-
-    exporter = Exporter(config)
-    scan_with_progress(exporter)
-    poll_once(exporter)
-    return exporter
-
-
-def prober_for(exporter: Exporter) -> Prober:
-    """The TLS prober, publishing into this exporter, compared with the keys on disk at each round."""
-    from sepm_exporter.metrics.probes import probe_families
-    from sepm_exporter.sources.probes import ProbeResult
-
-    def deliver(results: list[ProbeResult]) -> None:
-        exporter.publish(probe_families(results, exporter.disk_keys()), source="probes",
-                         findings=lambda inventory: probe_findings(results, inventory))
-
-    return Prober(exporter.config, deliver)
-
-
-def start_prober(exporter: Exporter) -> Prober:
-    """Probing starts after the first scan, so the first round already has the keys on disk to compare."""
-    prober = prober_for(exporter)
-    prober.start()
-    return prober
-
-
-def write_textfile(exporter: Exporter, output: Path) -> None:
-    """Atomic and in the encoding windows_exporter accepts: UTF-8 without BOM, newline-terminated."""
-    temp = output.with_name(f".{output.name}.tmp")
-    temp.write_bytes(exporter.exposition)
-    os.replace(temp, output)
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Parse, then hand over to the command. Commands are imported where they run, so `healthcheck`
+    (every 30 s in a container) and `--version` do not load the parsers and the lab."""
     args = parse_args(argv)
     logs.setup(getattr(args, "log_level", "info").replace("warn", "warning"), getattr(args, "log_format", "logfmt"))
     if args.command == "lab":
@@ -274,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_lab(args, check=lambda config: main(["check", "--config", str(config)]))
     if args.command == "demo":
+        from sepm_exporter.commands.demo import run_demo
+
         return run_demo(args)
     if args.command == "healthcheck":
         from sepm_exporter.serving.healthcheck import healthcheck
 
         return healthcheck(args.listen, args.web_config, args.timeout)
     if args.command == "textfile":
-        problem = _textfile_target_problem(args.output)
+        from sepm_exporter.commands.once import textfile_target_problem
+
+        problem = textfile_target_problem(args.output)
         if problem:
             print(f"--output: {problem}", file=sys.stderr)
             return 1
@@ -294,171 +181,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return 1
     if args.command == "serve":
+        from sepm_exporter.commands.serve import serve_or_say
+
         source = str(args.config) if args.config is not None else "(the local SEPM install)"
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, config_source=source)
     if args.command == "metrics":
-        exporter = scan_once(config)
-        prober_for(exporter).round()  # one round, bounded by probe.timeout; nothing when none are configured
-        sys.stdout.buffer.write(exporter.exposition)
-        return 0
+        from sepm_exporter.commands.once import run_metrics
+
+        return run_metrics(config)
     if args.command == "textfile":
-        exporter = scan_once(config)
-        while True:
-            try:
-                write_textfile(exporter, args.output)
-            except OSError as exc:
-                print(f"--output: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
-                return 1
-            if args.interval <= 0:
-                return 0
-            time.sleep(args.interval)
-            exporter.full_scan()  # stat-first: only files that changed are read again
-            from sepm_exporter.rest_api import poll_once
+        from sepm_exporter.commands.once import run_textfile
 
-            poll_once(exporter)
+        return run_textfile(config, args.output, args.interval)
     if args.command == "check":
-        exporter = scan_once(config)
-        prober_for(exporter).round()  # what the servers serve now, into the same report
-        return run_check(exporter, args.format, args.stranded, args.renewal)
+        from sepm_exporter.commands.check import run_check_command
+
+        return run_check_command(config, args.format, args.stranded, args.renewal)
     return 1
-
-
-def run_renewal_check(exporter: Exporter, names: list[str]) -> int:
-    """`check --renewal`: the what-if for those servers; 2 when it would strand any client, 1 for a name not watched."""
-    from sepm_exporter.judge import renewal
-
-    watched = exporter.config.servers
-    unknown = [n for n in names if n not in {s.name for s in watched}]
-    if unknown or not names:
-        print(f"--renewal: no watched server named {', '.join(unknown) or '(none given)'}; "
-              f"watched: {', '.join(s.name for s in watched)}", file=sys.stderr)
-        return 1
-    what_if = exporter.renewal_what_if(names)
-    print("\n".join(renewal.render_what_if(what_if)))
-    plan = exporter.report().plan
-    if plan is not None:
-        print(f"  safe order: {plan.advice}")
-    return 2 if what_if.stranded_count else 0
-
-
-def _textfile_target_problem(output: Path) -> str:
-    """Why `--output` cannot be written, before a scan is spent on it ("" when it can)."""
-    if output.suffix != ".prom":
-        return "must end in .prom (textfile collectors ignore other files)"
-    if not output.parent.is_dir():
-        return f"folder {output.parent} does not exist (create it, or point --output at the collector's folder)"
-    return ""
-
-
-def run_check(exporter: Exporter, fmt: str, stranded_only: bool, renewal_arg: str | None = None) -> int:
-    """The report (with its renewal plan), the findings as JSON, or the stranded-client list; exit 2 when
-    something is critical. With `--renewal`, the exit code answers the what-if alone."""
-    from sepm_exporter.judge import renewal
-    from sepm_exporter.judge.export import findings_json, stranded_csv, stranded_json
-
-    report = exporter.report()
-    found = report.findings
-    if stranded_only:
-        sys.stdout.write(stranded_csv(report.stranded) if fmt == "csv" else stranded_json(report.stranded))
-    elif fmt == "json":
-        plan = renewal.plan_data(report.plan) if report.plan is not None else None
-        sys.stdout.write(findings_json(report.rows, worst(found), report.at, plan))
-    else:
-        print(render_report(report.servers, found, report.counts), end="")
-        if report.plan is not None:
-            print("\n".join(renewal.render_plan(report.plan)))
-    if renewal_arg is not None:
-        return run_renewal_check(exporter, [n.strip() for n in renewal_arg.split(",") if n.strip()])
-    return 2 if worst(found) >= Severity.CRITICAL else 0
-
-
-def serve_or_say(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
-                 announce: str = "", config_source: str = "") -> int:
-    """`run_serve`, with a web config or listen problem said in one line (exit 1)."""
-    try:
-        return run_serve(config, listen, telemetry_path, web_config, announce=announce, config_source=config_source)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"web config error: {problem}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-
-
-def _command_prefix() -> str:
-    """How to call this program from the current folder: `.venv/bin/sepm-exporter` after ./scripts/demo."""
-    import shutil
-
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    candidate = Path(sys.executable).parent / "sepm-exporter"
-    if script is not None and script.name == "sepm-exporter" and script.exists():
-        candidate = script
-    if not candidate.exists():
-        return f"{Path(sys.executable)} -m sepm_exporter"
-    on_path = shutil.which("sepm-exporter")
-    if on_path is not None and Path(on_path).resolve() == candidate.resolve():
-        return "sepm-exporter"
-    try:
-        return str(candidate.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(candidate.absolute())
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Build the lab, serve it, and remove it on exit unless `--dir` named where to keep it."""
-    import shlex
-    import shutil
-
-    from sepm_exporter.lab import estate
-    from sepm_exporter.lab.api import LabApi
-    from sepm_exporter.lab.tls import TlsListener, server_context
-    from sepm_exporter.settings.config import ProbeTarget
-
-    temporary = args.dir is None
-    directory = Path(tempfile.mkdtemp(prefix="sepm-demo-")) if temporary else args.dir
-    apache: TlsListener | None = None
-    apis: list[LabApi] = []
-    try:
-        lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
-        from sepm_exporter.lab.api import start_for_demo
-
-        config_path, apis = start_for_demo(lab)  # each server's REST API, as a SEPM site serves it
-        config = load_config(config_path)
-        apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
-        probed = dataclasses.replace(config.servers[0], probes=(ProbeTarget("127.0.0.1", apache.port),))
-        config = dataclasses.replace(config, servers=(probed, *config.servers[1:]), probe_interval=10.0)
-        exe = _command_prefix()
-        folder = shlex.quote(str(directory))
-        announce = (
-            "SEPM demo lab in {dir}{kept}\n"
-            "Metrics: http://{host}:{{port}}{path}   Landing page: http://{host}:{{port}}/\n"
-            "Replay the incident in another terminal (from this folder), watching the landing page change:\n"
-            "  {exe} lab renew {dir} SEPM1 --new-key      # SEPM1 gets a new SHA-256 key: clients stop trusting it\n"
-            "  {exe} lab renew {dir} SEPM2 --new-key      # and so does its partner\n"
-            "  {exe} lab publish {dir} SEPM1              # SEPM1's outbox embeds the new keys\n"
-            "  {exe} lab replicate {dir} SEPM1 SEPM2      # replicate FIRST: both partners serve the same file\n"
-            "  {exe} lab check {dir}                      # every client untrusted: the outage\n"
-            "  {exe} lab pull {dir} --share 0.5           # half the clients import the new file: current again\n"
-            "  {exe} check --config {config} --stranded --format csv   # the rest, with the file to import\n"
-            "Or all at once: {exe} lab replay {dir}\n"
-            "REST API (lab): {apis}; make one fail: {exe} lab api-fault {dir} SEPM1 500\n"
-            "SEPM1's 443 is played by 127.0.0.1:{tls}, which loaded SEPM1's certificate at start and is never\n"
-            "restarted: after the renewal, sepm_served_certificate_key_match says 'renewed on disk, not yet restarted'.\n"
-            "Ctrl-C stops the demo{removal}."
-        ).format(dir=folder, host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path, exe=exe,
-                 config=shlex.quote(str(config_path)), tls=apache.port,
-                 apis=", ".join(f"{api.sepm_server} {api.url}" for api in apis),
-                 kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
-        return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
-                            config_source=str(config_path))
-    except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over
-        return 130
-    finally:
-        if apache is not None:
-            apache.close()
-        for api in apis:
-            api.shutdown()
-            api.server_close()
-        if temporary:
-            shutil.rmtree(directory, ignore_errors=True)

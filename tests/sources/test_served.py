@@ -13,7 +13,8 @@ import pytest
 
 from conftest import find, one
 from helpers import free_port
-from sepm_exporter.cli import main, prober_for
+from sepm_exporter.assembly import prober_for
+from sepm_exporter.cli import main
 from sepm_exporter.judge.findings import findings
 from sepm_exporter.lab import estate, pki
 from sepm_exporter.lab.tls import BlackHole, TlsListener, server_context

@@ -77,8 +77,8 @@ def _hex32(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:32].upper()
 
 
-class Lab:
-    """Operations on a lab folder; each method is one thing an admin or SEPM does."""
+class LabPaths:
+    """A lab folder's state and where each of its files is; `Lab` adds what an admin or SEPM does to them."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -151,6 +151,11 @@ class Lab:
 
         cert = x509.load_pem_x509_certificate(self.certificate_path(server).read_bytes())
         return cert.public_bytes(serialization.Encoding.DER)
+
+
+
+class Lab(LabPaths):
+    """Operations on a lab folder; each method is one thing an admin or SEPM does (or a share's fault)."""
 
     def renew(
         self,

@@ -178,26 +178,18 @@ class ParseCache:
 _READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 
-class Scanner:
-    """Keeps the inventory in step with the disk; `changes` tells the runtime what moved."""
+class ServerScans:
+    """The server half of the scanner: certificates, the keystore and every outbox group folder.
 
-    def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
-        self.config = config
-        self.inventory = inventory if inventory is not None else Inventory()
-        self.files_read = 0
-        self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
-        self.changes = Changes(servers=True)
-        self.parse_cache = ParseCache()
-        self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
-        for server in config.servers:
-            self.inventory.servers.setdefault(server.name, ServerState(config=server))
-        for collection in config.collections:
-            self.inventory.collections.setdefault(str(collection.path), CollectionState(path=collection.path))
+    Kept apart from the client half (collections, client files) below: the two change for different
+    reasons. The attributes are the scanner's own.
+    """
 
-    def take_changes(self) -> Changes:
-        """Hand over what changed and start a new record."""
-        changes, self.changes = self.changes, Changes()
-        return changes
+    config: Config
+    inventory: Inventory
+    changes: Changes
+    files_read: int
+    parse_cache: ParseCache
 
     def _sylink(self, data: bytes) -> SyLinkFacts:
         self.files_read += 1
@@ -214,7 +206,6 @@ class Scanner:
         self.files_read += 1
         return parse_keystore_file(data)
 
-    # -- servers ----------------------------------------------------------------------------
     def scan_server(self, name: str) -> None:
         """The whole tree of one server: certificates and every group folder."""
         state = self.inventory.servers[name]
@@ -310,6 +301,27 @@ class Scanner:
         if previous is None or sylink is not previous.sylink or index2 is not previous.index2:
             self.changes.servers = True
             state.groups[group_id] = GroupFiles(sylink=sylink, index2=index2)
+
+class Scanner(ServerScans):
+    """Keeps the inventory in step with the disk; `changes` tells the runtime what moved."""
+
+    def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
+        self.config = config
+        self.inventory = inventory if inventory is not None else Inventory()
+        self.files_read = 0
+        self.progress: Callable[[int, int], None] | None = None  # (units done, units found)
+        self.changes = Changes(servers=True)
+        self.parse_cache = ParseCache()
+        self.root_scans: dict[tuple[str, str], RootScan] = {}  # (server, client_root) -> its last full scan
+        for server in config.servers:
+            self.inventory.servers.setdefault(server.name, ServerState(config=server))
+        for collection in config.collections:
+            self.inventory.collections.setdefault(str(collection.path), CollectionState(path=collection.path))
+
+    def take_changes(self) -> Changes:
+        """Hand over what changed and start a new record."""
+        changes, self.changes = self.changes, Changes()
+        return changes
 
     # -- clients ----------------------------------------------------------------------------
     def scan_collection(self, key: str) -> None:
