@@ -252,7 +252,7 @@ def test_the_verdict_pool_is_bounded(lab: estate.Lab) -> None:
 # -- web config and basic auth ----------------------------------------------------------------------
 
 def _web(tmp_path: Path, tls: str) -> Path:
-    from test_web import _web_config
+    from serving.test_web import _web_config
 
     path = _web_config(tmp_path)
     path.write_text(path.read_text(encoding="utf-8").replace("  min_version: TLS12\n", "  min_version: TLS12\n" + tls),

@@ -20,7 +20,7 @@ import pytest
 
 from helpers import free_port, wait_for
 from sepm_exporter.lab import estate
-from test_web import _web_config
+from serving.test_web import _web_config
 
 IDLE = 20  # connections that connect and say nothing
 TRICKLE = 5  # connections that send a request one byte at a time

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import free_port, get, stop, wait_for
 from sepm_exporter.lab import estate, pki
-from test_web import _web_config
+from serving.test_web import _web_config
 
 
 def _serve(lab: estate.Lab, env: dict[str, str]) -> subprocess.Popen[bytes]:
