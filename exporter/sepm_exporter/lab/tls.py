@@ -41,6 +41,7 @@ class TlsListener:
     def __init__(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
         self.context = context
         self.socket = socket.create_server((host, port))
+        self.socket.settimeout(0.2)  # here, not in the thread: a close() right after start() must not race it
         self.port = int(self.socket.getsockname()[1])
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._accept, name=f"lab-tls-{self.port}", daemon=True)
@@ -51,7 +52,6 @@ class TlsListener:
         return self
 
     def _accept(self) -> None:
-        self.socket.settimeout(0.2)
         while not self.stopping.is_set():
             try:
                 conn, _ = self.socket.accept()
