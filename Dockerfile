@@ -10,11 +10,14 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE requirements.lock ./
 COPY exporter ./exporter
+# The dependencies exactly as pinned and hashed in requirements.lock (the same as the Windows bundle's).
 RUN python -m venv /opt/sepm-exporter \
+ && /opt/sepm-exporter/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock \
  && /opt/sepm-exporter/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
- && /opt/sepm-exporter/bin/pip install /tmp/wheels/*.whl
+ && /opt/sepm-exporter/bin/pip install --no-deps /tmp/wheels/*.whl \
+ && /opt/sepm-exporter/bin/pip check
 
 # --- run: the environment alone, no compilers, no pip cache, no sources ---
 FROM python:3.11-slim-bookworm
