@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -162,13 +164,12 @@ def test_native_bundle_installs_offline_into_a_bare_venv_that_checks_a_foreign_t
     """The wheel, not the checkout: a venv with nothing but the bundle installed, run from a folder
     outside the source tree, judges a tree the project's lab did not write."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
     python, exe = venv / "bin" / "python", venv / "bin" / "sepm-exporter"
     env = _pip_env(tmp_path, isolated=True)
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-index", "--find-links", str(native_bundle), "--require-hashes",
-         "--only-binary=:all:", "--requirement", str(native_bundle / "requirements.txt")],
-        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    (commands,) = re.findall(r"^```sh\n(.*?)^```", (native_bundle / "README.md").read_text(encoding="utf-8"), re.M | re.S)
+    commands = (commands.replace("python3 ", f"{shlex.quote(sys.executable)} ").replace("/opt/sepm-exporter", shlex.quote(str(venv)))
+                .replace("BUNDLE", shlex.quote(str(native_bundle))))  # the bundle README's own commands, paths moved
+    installed = subprocess.run(["bash", "-euc", commands], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr[-3000:]
     work = tmp_path / "elsewhere"
     work.mkdir()

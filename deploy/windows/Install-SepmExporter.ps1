@@ -18,7 +18,8 @@
   python.exe 3.11 or 3.12, installed for all users; by default the newest the py launcher finds.
 
 .PARAMETER ServiceAccount
-  The account the service runs as (given Modify on the data folder); the XML's, by default.
+  The account given Modify on the data folder: by default the installed service's own account
+  (an upgrade keeps a gMSA set with sc.exe), else the XML's, LocalService.
 
 .EXAMPLE
   powershell.exe -NoProfile -ExecutionPolicy Bypass -File .\Install-SepmExporter.ps1 -WinSW C:\Tools\WinSW-x64.exe
@@ -28,7 +29,7 @@ param(
     [string]$WinSW = '',
     [string]$Python = '',
     [string]$Prefix = (Join-Path -Path $env:ProgramFiles -ChildPath 'sepm-exporter'),
-    [string]$ServiceAccount = 'NT AUTHORITY\LocalService'
+    [string]$ServiceAccount = ''
 )
 $ErrorActionPreference = 'Stop'
 $bundle = $PSScriptRoot
@@ -58,6 +59,10 @@ if ($supported -notcontains $version) { throw "$Python is Python $version; this 
 
 $service = Get-Service -Name $serviceName -ErrorAction SilentlyContinue
 $wasRunning = $service -and $service.Status -ne 'Stopped'
+if (-not $ServiceAccount) {
+    $installed = Get-CimInstance -ClassName Win32_Service -Filter "Name='$serviceName'"
+    $ServiceAccount = if ($installed) { $installed.StartName } else { 'NT AUTHORITY\LocalService' }
+}
 if ($wasRunning) {
     Stop-Service -Name $serviceName
     $service.WaitForStatus('Stopped', [TimeSpan]::FromSeconds(30))
