@@ -212,3 +212,10 @@ def test_the_wheel_ships_the_license_and_the_one_version(windows_bundle: Path) -
         metadata = archive.read(f"{info}/METADATA").decode("utf-8")
         assert f"\nVersion: {__version__}\n" in metadata and "\nLicense-Expression: Apache-2.0\n" in metadata
         assert not [n for n in archive.namelist() if n.startswith(("tests/", "bench/", "scripts/"))]
+
+
+def test_the_same_sources_build_the_same_wheel(windows_bundle: Path, native_bundle: Path) -> None:
+    """Two builds (one per bundle) give one wheel, byte for byte: its dates come from the commit, not the clock."""
+    (first,) = windows_bundle.glob("sepm_exporter-*.whl")
+    (second,) = native_bundle.glob("sepm_exporter-*.whl")
+    assert first.read_bytes() == second.read_bytes()

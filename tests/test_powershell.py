@@ -28,23 +28,25 @@ PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language
 
 # PSAvoidUsingCmdletAliases: the aliases PowerShell defines out of the box (Windows PowerShell 5.1 and 7).
 # `sc` is the dangerous one here: it is Set-Content, not the service tool sc.exe.
-ALIASES = frozenset("""
+_ALIAS_NAMES = """
 % ? ac asnp cat cd chdir clc clear clhy cli clp cls clv cnsn compare copy cp cpi cpp curl cvpa dbp del diff dir dnsn ebp
 echo epal epcsv epsn erase etsn exsn fc fhx fl foreach ft fw gal gbp gc gcb gci gcm gcs gdr ghy gi gin gjb gl gm gmo gp gps
 gpv group gsn gsnp gsv gtz gu gv gwmi h history icm iex ihy ii ipal ipcsv ipmo ipsn irm ise iwmi iwr kill lp ls man md
 measure mi mount move mp mv nal ndr ni nmo npssc nsn nv ogv oh popd ps pushd pwd r rbp rcjb rcsn rd rdr ren ri rjb rm rmdir
 rmo rni rnp rp rsn rsnp rujb rv rvpa rwmi sajb sal saps sasv sbp sc scb select set shcm si sl sleep sls sort sp spjb spps
 spsv start stz sujb sv swmi tee trcm type wget where wjb write
-""".split())
+"""
+ALIASES = frozenset(_ALIAS_NAMES.split())
 # PSUseApprovedVerbs: the verbs of Get-Verb that a script here could plausibly use.
-APPROVED_VERBS = frozenset("""
+_VERB_NAMES = """
 Add Clear Close Copy Enter Exit Find Format Get Hide Join Lock Move New Open Optimize Pop Push Redo Remove Rename Reset
 Resize Search Select Set Show Skip Split Step Switch Undo Unlock Watch Backup Checkpoint Compare Compress Convert ConvertFrom
 ConvertTo Dismount Edit Expand Export Group Import Initialize Limit Merge Mount Out Publish Restore Save Sync Unpublish
 Update Approve Assert Build Complete Confirm Deny Deploy Disable Enable Install Invoke Register Request Restart Resume Start
 Stop Submit Suspend Uninstall Unregister Wait Debug Measure Ping Repair Resolve Test Trace Connect Disconnect Read Receive
 Send Write Block Grant Protect Revoke Unblock Unprotect Use
-""".split())
+"""
+APPROVED_VERBS = frozenset(_VERB_NAMES.split())
 
 
 def powershell_blocks(markdown: str) -> list[str]:
