@@ -303,6 +303,82 @@ def test_folders_inotify_cannot_watch_are_polled_and_named(lab: estate.Lab, tmp_
         stop(process)
 
 
+_PROBE_LATER = """
+import logging
+import sys
+import time
+from pathlib import Path
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+from sepm_exporter.sources.watcher import inotify_watched_inodes, unwatched_folders
+said = []
+class Said(logging.Handler):
+    def emit(self, record):
+        said.append(record.getMessage().lower())
+logging.getLogger("watchdog").addHandler(Said())
+root = Path(sys.argv[1])
+observer = Observer()
+observer.start()
+observer.schedule(FileSystemEventHandler(), str(root), recursive=True)
+for name in ("x", "y"):
+    (root / name).mkdir()
+time.sleep(1)
+gap = unwatched_folders(root, inotify_watched_inodes() or set())
+print("all" if not gap else "reported" if any(m.startswith("unable to watch") for m in said) else "silent")
+observer.stop()
+"""
+
+
+def test_folders_made_after_the_start_past_the_limit_are_polled(lab: estate.Lab, tmp_path: Path) -> None:
+    """Every folder watched at the start, then new client folders past the inotify limit: watchdog
+    (7.x) leaves them unwatched and says so only in its own log. The exporter must take that line as
+    a reason to check its watches and poll, or a rewrite there waits for the 600 s reconciliation."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    (tmp_path / "probe" / "a").mkdir(parents=True)
+    probe = subprocess.run(_in_namespace_with_limit(3, sys.executable, "-c", _PROBE_LATER, str(tmp_path / "probe")),
+                           capture_output=True, check=False, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespace with its own inotify limit here: {probe.stderr.decode(errors='replace')[-300:]}")
+    behaviour = probe.stdout.decode().strip()
+    if behaviour != "reported":
+        pytest.skip(f"this watchdog and kernel: {behaviour!r}, not a refused watch it reports; the reconciliation finds those")
+    roots = [lab.server_root(s.name) for s in lab.state.servers] + [lab.clients_root]
+    limit = sum(_folders(root) for root in roots) + 1  # room for one new folder, not three
+    port = free_port()
+    log = tmp_path / "exporter.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+                                     "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
+                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600"),
+            stdout=out, stderr=out,
+        )
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/-/ready"), timeout=30)
+        wait_for(lambda: "some folders have no inotify watch" not in log.read_text(encoding="utf-8")
+                 and "msg=\"first scan done\"" in log.read_text(encoding="utf-8"), timeout=15)
+        time.sleep(1.5)  # past the first watch check: every folder is watched now
+        assert "cannot watch root" not in log.read_text(encoding="utf-8")
+        new = [lab.clone_client("WS-0001", f"WS-NEW-{i}") for i in range(3)]
+
+        def clients() -> dict[str, str]:
+            return {labels["client"]: labels["sha256"] for labels, _ in find(get(f"http://127.0.0.1:{port}/metrics"),
+                                                                             "sepm_client_sylink_info")}
+
+        wait_for(lambda: {"WS-NEW-0", "WS-NEW-1", "WS-NEW-2"} <= set(clients()), timeout=10)
+        for path in new:
+            lab.write_variant("utf16-le", path)  # inside the new folders: only a watch or the polling sees it
+        wanted = {path.parent.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in new}
+        wait_for(lambda: {name: clients().get(name) for name in wanted} == wanted, timeout=10)
+        text = log.read_text(encoding="utf-8")
+        assert "cannot watch root; polling instead" in text or "some folders have no inotify watch" in text, text[-2000:]
+    finally:
+        stop(process)
+
+
 def test_a_root_given_through_a_link_is_not_taken_for_an_unwatched_folder(tmp_path: Path) -> None:
     """inotify watches where a root's link leads; the check must compare the same inode, or it would
     poll forever on an estate mounted through a link."""

@@ -144,7 +144,8 @@ class _Handler(FileSystemEventHandler):
 
 
 class _OverflowSignal(logging.Handler):
-    """watchdog says only in its log that the kernel dropped events; that line triggers a full scan."""
+    """watchdog says only in its log that the kernel dropped events (that line triggers a full scan)
+    and, since 7.0, that it could not watch a folder added under a watched root (the watches are checked)."""
 
     LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 
@@ -153,8 +154,11 @@ class _OverflowSignal(logging.Handler):
         self.watcher = watcher
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
+        message = record.getMessage().lower()
+        if "overflow" in message:
             self.watcher.overflowed()
+        elif message.startswith("unable to watch"):
+            self.watcher.watch_refused()
 
 
 def inotify_watched_inodes(pid: int | str = "self") -> set[int] | None:
@@ -224,6 +228,7 @@ class Watcher:
         self.stop_event = threading.Event()
         self.wake = threading.Event()  # set to run the reconciliation scan now
         self.overflow_pending = False
+        self.check_pending = False  # watchdog refused a new folder's watch: check them all at the next pass
         self.unwatched = 0  # folders under event-watched roots with no inotify watch (see _check_watches)
         self.overflow_signal = _OverflowSignal(self)
         self.pending: dict[Unit, float] = {}
@@ -289,6 +294,12 @@ class Watcher:
         self._watched.clear()
         self._schedule()
 
+    def watch_refused(self) -> None:
+        """A folder made after the start got no watch (the inotify limit): without a check it would go
+        unseen until the next full reconciliation."""
+        self.check_pending = True
+        self.wake.set()
+
     def overflowed(self) -> None:
         """Events were lost: only a full stat scan can tell what changed."""
         self.exporter.count_event("overflow")
@@ -349,6 +360,7 @@ class Watcher:
             if not self.exporter.ready:
                 continue  # the first scan is still running: roots are not "changed", just not seen yet
             overflow, self.overflow_pending = self.overflow_pending, False
+            refused, self.check_pending = self.check_pending, False
             first, checked_once = not checked_once, True  # watches added at start may have been dropped too
             roots_changed = self._roots_changed()
             if roots_changed:
@@ -357,7 +369,7 @@ class Watcher:
                 self._schedule()
             now = time.monotonic()
             due = now >= next_full
-            if first or overflow or due or self.unwatched:
+            if first or overflow or due or self.unwatched or refused:
                 self._check_watches()  # before the scan: what changes after it must reach a watch
             if roots_changed or overflow or self.polling or self.unwatched or due:
                 try:
