@@ -14,19 +14,19 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sepm_exporter.judge import served
+from sepm_exporter.judge import renewal, served
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.finding import Finding as Finding  # re-exported: the table's vocabulary, shared with judge.served
 from sepm_exporter.judge.finding import Severity as Severity
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.problems import failing
+from sepm_exporter.judge.renewal import RenewalPlan
 from sepm_exporter.sources.inventory import Inventory
 
 WEAK_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
 DAY = 86400.0
 WINDOW_FACTOR = 1.5  # a heartbeat window: (heartbeat + randomization range) x 1.5
 KEY_CHANGE_WINDOWS = 3  # SEPMServerKeyChanged holds for three of the server's heartbeat windows
-STALE_CRITICAL_SHARE = 0.5  # above this share of a group stale, the stale finding is critical
 EXPIRY_SOON_DAYS = 30
 EXPIRY_IMMINENT_DAYS = 7
 WEAK_KEY_BITS = 2048
@@ -62,22 +62,23 @@ VERDICTS: tuple[Verdict, ...] = (
             "at once", 0, "a new key of 2048 bits or more",
             "a new key is the only fix: let every client pull a SyLink.xml embedding it first (renew one partner, "
             "wait for the rollout, then the other)"),
-    Verdict("SEPMServerKeyChanged", Severity.CRITICAL, "a server's public key changed; the replaced key was SHA-1 era",
-            "at once", 0, "three heartbeat windows after the change",
-            "import a fresh SyLink.xml on stranded clients (SylinkDrop.exe -silent), or restore the old key"),
-    Verdict("SEPMServerKeyChanged", Severity.WARNING, "a server's public key changed",
-            "at once", 0, "three heartbeat windows after the change",
-            "watch the clients pull the new SyLink.xml; import it by hand where they do not"),
+    Verdict("SEPMServerKeyChanged", Severity.CRITICAL,
+            "a server's public key changed and this exporter sees no client file to tell who still trusts it",
+            "at once", 0, "three heartbeat windows after the change, or client files are seen",
+            "find out which clients hold only the old key: give the exporter their SyLink.xml (a client collection) "
+            "or the REST API; until then import a fresh SyLink.xml on the clients (SylinkDrop.exe -silent), or restore the old key"),
+    Verdict("SEPMServerKeyChanged", Severity.WARNING, "a server's public key changed; not every client seen embeds it yet",
+            "at once", 0, "every client seen embeds the new key, or three heartbeat windows after the change",
+            "watch the rollout reach 100 %; clients that trust no current key are listed under SEPMClientServerKeyUntrusted"),
     Verdict("SEPMSyLinkServerKeyMismatch", Severity.CRITICAL, "a group's outbox file does not embed its server's current key",
             "a heartbeat window after the file's last write and after the key change", 0,
             "the outbox file embeds the key", "let the server rewrite its outbox (restart the service) and replicate"),
     Verdict("SEPMSyLinkReplicaMismatch", Severity.WARNING, "replication partners disagree on a group's file",
             "a heartbeat window after the newest copy's write", 0, "the partners agree",
             "run replication; if the server lists differ, fix the management server list on one side"),
-    Verdict("SEPMClientSyLinkStale", Severity.CRITICAL, "over half of a group's clients hold an old file",
-            "a heartbeat window after the group's file moved on", 0, "the clients pull, or half of them or fewer are stale",
-            "check the clients are online; smc -updateconfig, or a Communication Update Package"),
-    Verdict("SEPMClientSyLinkStale", Severity.WARNING, "clients of a group hold an old file (half or fewer)",
+    Verdict("SEPMClientSyLinkStale", Severity.WARNING,
+            "clients of a group hold an old file, past a window (a lagging rollout; those that trust no current key "
+            "are SEPMClientServerKeyUntrusted, the page)",
             "a heartbeat window after the group's file moved on", 0, "the clients pull",
             "check the clients are online; smc -updateconfig, or a Communication Update Package"),
     Verdict("SEPMClientServerKeyUntrusted", Severity.CRITICAL,
@@ -206,6 +207,11 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
+def plural(count: int, noun: str) -> str:
+    """"1 client", "2 clients": every count the product prints goes through here."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def when(timestamp: float | None) -> str:
     return "" if timestamp is None else dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -215,7 +221,9 @@ def _make(alert: str, severity: Severity, subject: str, message: str, since: flo
     return Finding(severity, subject, message, alert, since, clients, VERDICT[(alert, severity)].fix)
 
 
-def _server_findings(inventory: Inventory, history: History, now: float) -> list[Finding]:
+def _server_findings(inventory: Inventory, history: History, now: float, seen: int,
+                     rollout: Mapping[str, int]) -> list[Finding]:
+    """`seen`: clients whose file this exporter holds; `rollout`: server -> how many of them embed its current key."""
     out: list[Finding] = []
     windows = server_windows(inventory)
     for name, server in inventory.servers.items():
@@ -246,14 +254,22 @@ def _server_findings(inventory: Inventory, history: History, now: float) -> list
                                  f"{label} has a {leaf.key_bits}-bit {leaf.key_algorithm} key", leaf.not_before))
         entry = history.servers.get(name)
         window = windows.get(name)
-        if (entry is not None and entry.previous is not None and entry.changed_at is not None and window is not None
-                and now - entry.changed_at < KEY_CHANGE_WINDOWS * window):
-            weak = entry.previous.signature_hash in WEAK_HASHES
-            severity = Severity.CRITICAL if weak else Severity.WARNING
-            out.append(_make("SEPMServerKeyChanged", severity, subject,
-                             f"public key changed {duration(now - entry.changed_at)} ago (the replaced key was signed with "
-                             f"{entry.previous.signature_hash}); clears {duration(entry.changed_at + KEY_CHANGE_WINDOWS * window - now)} "
-                             "from now", entry.changed_at))
+        if (entry is None or entry.previous is None or entry.changed_at is None or window is None
+                or now - entry.changed_at >= KEY_CHANGE_WINDOWS * window):
+            continue
+        ago = duration(now - entry.changed_at)
+        clears = duration(entry.changed_at + KEY_CHANGE_WINDOWS * window - now)
+        holding = rollout.get(name, 0)
+        if not seen:
+            out.append(_make("SEPMServerKeyChanged", Severity.CRITICAL, subject,
+                             f"public key changed {ago} ago (the replaced key was signed with {entry.previous.signature_hash}) "
+                             "and this exporter sees no client file: whether clients are stranded cannot be told here; "
+                             f"clears {clears} from now, or when client files are seen", entry.changed_at))
+        elif holding < seen:
+            out.append(_make("SEPMServerKeyChanged", Severity.WARNING, subject,
+                             f"public key changed {ago} ago; its new key is in {plural(holding, 'client')} of {seen} seen "
+                             f"({holding / seen:.0%}); clears when every client embeds it, or {clears} from now",
+                             entry.changed_at))
     return out
 
 
@@ -321,15 +337,16 @@ def _client_findings(inventory: Inventory, history: History, derived: Derived, n
             untrusted.setdefault((verdict.group_id, verdict.group_set), []).append(client)
     for (group_id, group_set), held in sorted(stale.items()):
         share = len(held) / max(totals.get(group_id, 0), 1)
-        severity = Severity.CRITICAL if share > STALE_CRITICAL_SHARE else Severity.WARNING
         shared = f" (a file shared by groups {group_set}: the file names no group)" if group_set else ""
-        out.append(_make("SEPMClientSyLinkStale", severity, group_subject(group_id, group_set),
-                         f"{len(held)} clients ({share:.0%} of the group) hold an older SyLink.xml{shared}",
+        out.append(_make("SEPMClientSyLinkStale", Severity.WARNING, group_subject(group_id, group_set),
+                         f"{plural(len(held), 'client')} ({share:.0%} of the group) {'holds' if len(held) == 1 else 'hold'} "
+                         f"an older SyLink.xml{shared}",
                          min(s for _, s in held), tuple(c for c, _ in held)))
     changes = [h.changed_at for h in history.servers.values() if h.changed_at is not None and h.previous is not None]
     for (group_id, group_set), names in sorted(untrusted.items()):
         out.append(_make("SEPMClientServerKeyUntrusted", Severity.CRITICAL, group_subject(group_id, group_set),
-                         f"{len(names)} clients embed no current key of any server they list: they cannot connect",
+                         f"{plural(len(names), 'client')} {'embeds' if len(names) == 1 else 'embed'} no current key of any server "
+                         f"{'it lists: it cannot' if len(names) == 1 else 'they list: they cannot'} connect",
                          max(changes) if changes else None, tuple(names)))
     return out
 
@@ -347,9 +364,17 @@ def _file_findings(inventory: Inventory) -> list[Finding]:
     return out
 
 
-def findings(inventory: Inventory, history: History, derived: Derived, now: float) -> list[Finding]:
-    """Every problem, worst first: exactly the alerts the shipped rules fire on the same facts."""
-    out = (_server_findings(inventory, history, now) + _group_findings(inventory, history, derived, now)
+def findings(inventory: Inventory, history: History, derived: Derived, now: float,
+             plan: RenewalPlan | None = None) -> list[Finding]:
+    """Every problem, worst first: exactly the alerts the shipped rules fire on the same facts.
+
+    `plan` is the renewal plan of the same facts (its rollouts tell how far a new key has reached);
+    made here when the caller has none.
+    """
+    plan = plan if plan is not None else renewal.plan_for(inventory, history, derived.verdicts)
+    seen = sum(derived.group_counts.values())
+    rollout = {p.rollout.server: p.rollout.holding for p in plan.servers}
+    out = (_server_findings(inventory, history, now, seen, rollout) + _group_findings(inventory, history, derived, now)
            + _client_findings(inventory, history, derived, now) + _file_findings(inventory))
     out += [with_verdict(f) for f in served.findings(inventory)]
     return sorted(out, key=lambda f: -f.severity)
