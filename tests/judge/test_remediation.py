@@ -37,6 +37,22 @@ def test_stranded_clients_with_the_file_each_needs(lab: estate.Lab, scan: Scan) 
         assert lab.sylink_path(client.server, client.group_id).read_bytes() == lab.sylink_path("SEPM1", client.group_id).read_bytes()
 
 
+def test_no_file_is_named_before_the_outbox_embeds_a_current_key(lab: estate.Lab, scan: Scan) -> None:
+    scan(lab)
+    lab.renew("SEPM1", new_key=True)
+    lab.renew("SEPM2", new_key=True)  # server.crt renewed on both; the outboxes still embed the old keys
+    exporter = scan(lab)
+    found = stranded(exporter.scanner.inventory, exporter.derived.verdicts, exporter.history)
+    assert len(found) == 12 and {s.status for s in found} == {"untrusted"}
+    assert {s.group_file for s in found} == {""}, "every outbox file embeds no current key: importing it fixes nothing"
+    assert all("wait for SEPM to rewrite the outbox" in s.note and "restore the old key" in s.note for s in found)
+    lab.publish("SEPM1")  # SEPM1 rewrites its outbox; SEPM2's copy still lags
+    exporter = scan(lab)
+    found = stranded(exporter.scanner.inventory, exporter.derived.verdicts, exporter.history)
+    assert {(s.server, s.note) for s in found} == {("SEPM1", "")}
+    assert {s.group_file for s in found} == {str(lab.sylink_path("SEPM1", g.group_id)) for g in lab.state.groups}
+
+
 def test_check_stranded_csv_and_json_and_findings_json(lab: estate.Lab, scan: Scan) -> None:
     _incident(lab, scan)
 
@@ -47,7 +63,8 @@ def test_check_stranded_csv_and_json_and_findings_json(lab: estate.Lab, scan: Sc
     as_csv = check("--stranded", "--format", "csv")
     assert as_csv.returncode == 2, "exit codes as documented: 2 when something is critical"
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert len(records) == 6 and list(records[0]) == ["client", "group_id", "status", "since", "server", "group_file"]
+    assert len(records) == 6 and list(records[0]) == ["client", "group_id", "status", "since", "server", "group_file", "group_name", "note"]
+    assert {r["group_name"] for r in records} == {g.name for g in lab.state.groups}, "groups named where known"
     as_json = json.loads(check("--stranded", "--format", "json").stdout)
     assert [r["client"] for r in as_json] == [r["client"] for r in records]
     assert all(r["group_file"].endswith("SyLink.xml") and r["since"].endswith("+00:00") for r in as_json)

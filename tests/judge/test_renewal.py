@@ -108,3 +108,47 @@ def test_plan_data_is_plain(lab: estate.Lab) -> None:
     data = renewal.plan_data(plan_of(exporter))
     assert json.loads(json.dumps(data))["all_at_once"] == {"stranded": 12, "unknown": 0, "status": "unsafe"}
     assert [s["server"] for s in data["servers"]] == ["SEPM1", "SEPM2"]  # type: ignore[index]
+
+
+def test_during_an_outage_the_plan_counts_the_stranded_and_never_reads_safe(lab: estate.Lab) -> None:
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    lab.renew("SEPM1", new_key=True)
+    lab.renew("SEPM2", new_key=True)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    exporter.full_scan()
+    plan = plan_of(exporter)
+    assert plan.everything.already_count == 12
+    assert {p.what_if.status for p in plan.servers} | {plan.everything.status} == {"outage"}
+    assert plan.advice.startswith("outage: 12 clients already trust no current key")
+    text = "\n".join(renewal.render_plan(plan))
+    assert "safe" not in text.replace("unsafe", "").split("note:")[0].replace("safe order", ""), text
+    assert "OUTAGE NOW: 12 clients already trust no current key" in text
+    data = renewal.plan_data(plan)
+    assert data["already_stranded"] == 12 and data["all_at_once"]["status"] == "outage"  # type: ignore[index]
+
+
+def test_advice_moves_on_once_a_server_is_renewed(lab: estate.Lab) -> None:
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    assert plan_of(exporter).advice.startswith("renew SEPM1 first")
+    lab.renew("SEPM1", new_key=True)
+    exporter.full_scan()
+    advice = plan_of(exporter).advice
+    assert "renew SEPM1" not in advice and advice.startswith("wait: SEPM1's new key is in 0 of 12 clients"), advice
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    lab.pull(1.0)
+    exporter.full_scan()
+    advice = plan_of(exporter).advice
+    assert advice.startswith("SEPM1: renewed with a new key that every client embeds; renew SEPM2 first"), advice
+
+
+def test_no_client_seen_is_unknown_not_safe(tmp_path: Path) -> None:
+    lab = estate.init(tmp_path / "lab", groups=1, clients=2)
+    sepm1, *_ = estate.write_split_configs(lab, tmp_path / "split")
+    exporter = Exporter(load_config(sepm1))
+    exporter.full_scan()
+    plan = plan_of(exporter)
+    assert plan.servers[0].what_if.status == "unknown" and plan.advice.startswith("no client file is seen")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sepm_exporter.judge.findings import Severity
 from sepm_exporter.judge.remediation import Row, StrandedClient
 
-STRANDED_COLUMNS = ("client", "group_id", "status", "since", "server", "group_file")
+STRANDED_COLUMNS = ("client", "group_id", "status", "since", "server", "group_file", "group_name", "note")
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -57,6 +57,8 @@ def _record(client: StrandedClient) -> dict[str, str]:
         "since": _iso(client.since) or "",
         "server": client.server,
         "group_file": client.group_file,
+        "group_name": client.group_name,
+        "note": client.note,
     }
 
 

@@ -8,13 +8,13 @@ on-call acts on (a group, a server, a file), whether findings arrive per client 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.judge.findings import Finding, Severity
 from sepm_exporter.judge.history import History
-from sepm_exporter.judge.parity import group_copies, newest
+from sepm_exporter.judge.parity import current_server_keys, group_copies, group_names
 from sepm_exporter.sources.inventory import Inventory
 
 RUNBOOK_DIR = "docs/runbooks"
@@ -86,6 +86,12 @@ def fix_of(finding: Finding) -> str:
     return finding.fix or FIXES.get(alert_of(finding), "")
 
 
+NO_FILE_YET = ("no copy of this group's file embeds a current server key yet (the outbox was not rewritten after "
+               "the key change), so importing it fixes nothing: wait for SEPM to rewrite the outbox (restart the SEPM "
+               "service if it has not within a heartbeat) and replicate, or restore the old key")
+NO_GROUP = "the client's file matches no group file: export its group's communication settings from the console"
+
+
 @dataclass(frozen=True)
 class StrandedClient:
     """A client that cannot connect or holds an old file, and the group file to import on it."""
@@ -94,22 +100,41 @@ class StrandedClient:
     group_id: str  # "" when the client's file matches no known group
     status: str  # untrusted, stale or unmatched
     since: float | None
-    server: str  # the partner whose outbox holds the newest group file
-    group_file: str  # that file's path as the exporter reads it ("" when the group is unknown)
+    server: str  # the partner whose outbox holds the file to import
+    group_file: str  # that file's path as the exporter reads it: only a file that embeds a current key, else ""
+    group_name: str = ""  # the group's name (PreferredGroup), where its file gives one
+    note: str = ""  # why there is no file to import, and what to do instead ("" when group_file is set)
 
 
-def stranded(inventory: Inventory, verdicts: dict[str, ClientVerdict]) -> list[StrandedClient]:
-    """Every client not holding its group's current, trusted file, sorted by group then name."""
+def fix_sources(inventory: Inventory, keys: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Group -> (server, path) of its newest copy that embeds a current key of a watched server.
+
+    A group whose copies embed none has no entry: pointing a stranded client at such a file fixes nothing.
+    """
+    current = frozenset(keys.values())
     sources: dict[str, tuple[str, str]] = {}
     for group_id, held in group_copies(inventory).items():
-        head = newest(held)
-        sources[group_id] = (head.server, inventory.servers[head.server].groups[group_id].sylink.path)
+        for copy in sorted(held, key=lambda c: -c.mtime):
+            if copy.facts.key_digests & current:
+                sources[group_id] = (copy.server, inventory.servers[copy.server].groups[group_id].sylink.path)
+                break
+    return sources
+
+
+def stranded(inventory: Inventory, verdicts: dict[str, ClientVerdict], history: History | None = None) -> list[StrandedClient]:
+    """Every client not holding its group's current, trusted file, sorted by group then name."""
+    remembered = {n: h.current.public_key_sha256 for n, h in history.servers.items() if h.current} if history else None
+    sources = fix_sources(inventory, current_server_keys(inventory, remembered))
+    copies = group_copies(inventory)
+    names = group_names(copies)
     out = []
     for client, verdict in verdicts.items():
         if verdict.trusted is not False and verdict.current is not False and verdict.current is not None:
             continue
         server, path = sources.get(verdict.group_id, ("", ""))
-        out.append(StrandedClient(client, verdict.group_id, verdict.status.value, verdict.stale_since, server, path))
+        note = "" if path else NO_FILE_YET if verdict.group_id in copies else NO_GROUP
+        out.append(StrandedClient(client, verdict.group_id, verdict.status.value, verdict.stale_since, server, path,
+                                  names.get(verdict.group_id, ""), note))
     return sorted(out, key=lambda s: (s.group_id, s.client))
 
 

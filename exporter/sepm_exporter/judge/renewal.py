@@ -52,6 +52,16 @@ class WhatIf:
     stranded_parts: tuple[Collection[str], ...]
     unknown_parts: tuple[Collection[str], ...]
     rescued_parts: tuple[Collection[str], ...]  # stranded clients a pull of their group's current file would save
+    already_parts: tuple[Collection[str], ...] = ()  # clients that trust no current key now: the outage is already here
+    seen: int = 0  # clients whose file was judged; 0: nothing can be told
+
+    @property
+    def already(self) -> tuple[str, ...]:
+        return _names(self.already_parts)
+
+    @property
+    def already_count(self) -> int:
+        return sum(len(p) for p in self.already_parts)
 
     @property
     def stranded(self) -> tuple[str, ...]:
@@ -71,7 +81,12 @@ class WhatIf:
 
     @property
     def status(self) -> str:
-        """safe (nobody stranded), wait (the outbox already holds the file that saves them), or unsafe."""
+        """outage (clients already trust no current key), unknown (no client seen), safe (nobody stranded),
+        wait (the outbox already holds the file that saves them), or unsafe. Never safe during an outage."""
+        if self.already_count:
+            return "outage"
+        if not self.seen:
+            return "unknown"
         stranded = self.stranded_count
         if not stranded:
             return "safe"
@@ -142,14 +157,17 @@ def _after(certificates: tuple[tuple[str, str | None], ...], basis: TrustBasis, 
 
 
 def what_if(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], servers: Iterable[str]) -> WhatIf:
-    """Renewing `servers` with new keys now. Clients already untrusted are not counted: not this renewal's doing."""
+    """Renewing `servers` with new keys now. Clients already untrusted are counted apart (`already`): not this
+    renewal's doing, but an outage in progress."""
     renewed = tuple(sorted(set(servers)))
     remaining = frozenset(key for name, key in keys.items() if name not in renewed)
     stranded: list[Collection[str]] = []
     unknown: list[Collection[str]] = []
     rescued: list[Collection[str]] = []
+    already: list[Collection[str]] = []
     for holding in held:
         if holding.trusted is False:
+            already.append(holding.clients)
             continue
         after = _after(holding.certificates, basis, remaining)
         if after is False:
@@ -158,7 +176,8 @@ def what_if(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], ser
                 rescued.append(holding.clients)
         elif after is None:
             unknown.append(holding.clients)
-    return WhatIf(renewed, tuple(stranded), tuple(unknown), tuple(rescued))
+    return WhatIf(renewed, tuple(stranded), tuple(unknown), tuple(rescued), tuple(already),
+                  sum(len(h.clients) for h in held))
 
 
 def rollout(held: list[Holding], keys: Mapping[str, str], history: History, server: str) -> Rollout:
@@ -195,26 +214,48 @@ def plan(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], histor
     return RenewalPlan(tuple(lines), everything, order, advice(tuple(lines), everything))
 
 
+def _count(n: int) -> str:
+    return f"{n} client" if n == 1 else f"{n} clients"
+
+
+def _names_of(plans: Iterable[ServerPlan]) -> str:
+    return ", ".join(p.what_if.servers[0] for p in plans)
+
+
 def advice(lines: tuple[ServerPlan, ...], everything: WhatIf) -> str:
-    """The safe order in words."""
+    """The safe order in words, true in every state: before, during a rollout, in an outage, after."""
     if not lines:
         return "no server key is known yet"
+    if everything.already_count:
+        n = everything.already_count
+        return (f"outage: {_count(n)} already {'trusts' if n == 1 else 'trust'} no current key and cannot connect; bring "
+                "them back first (import a SyLink.xml that embeds a current key on them: check --stranded; or restore "
+                "the old key), and renew no server with a new key until they are back")
+    if not everything.seen:
+        return ("no client file is seen: what a new key would strand cannot be told here; renew keeping the key, "
+                "or give the exporter the clients' SyLink.xml first")
+    rolling = [p for p in lines if p.rollout.changed_at is not None and p.rollout.total and p.rollout.share < 1.0]
+    done = [p for p in lines if p.rollout.changed_at is not None and p.rollout.total and p.rollout.share >= 1.0]
+    pending = [p for p in lines if p not in rolling and p not in done]
+    if rolling:
+        progress = ", ".join(f"{p.rollout.server}'s new key is in {p.rollout.holding} of {p.rollout.total} clients "
+                             f"({p.rollout.share:.0%})" for p in rolling)
+        then = (f"; renewing {_names_of(pending)} becomes safe when the rollout reaches 100 % (its stranded figure "
+                "falls to 0)") if pending else "; wait until it reaches 100 %"
+        return f"wait: {progress}{then}"
+    prefix = f"{_names_of(done)}: renewed with a new key that every client embeds; " if done else ""
+    if not pending:
+        return prefix + "nothing left to renew"
     if not everything.stranded_count and not everything.unknown_count:
-        return "renewing every server at once strands no client this exporter sees"
-    waiting = [p.what_if.servers[0] for p in lines if p.what_if.status == "wait"]
-    rolling = [p.rollout for p in lines if p.rollout.changed_at is not None and p.rollout.share < 1.0]
-    if waiting and rolling:
-        progress = ", ".join(f"{r.server}'s new key is in {r.holding} of {r.total} clients ({r.share:.0%})" for r in rolling)
-        return (f"wait: {progress}; renewing {', '.join(waiting)} becomes safe when the rollout reaches 100 % "
-                "(its stranded figure falls to 0)")
-    safe = [p.what_if.servers[0] for p in lines if p.what_if.status == "safe"]
+        return prefix + "renewing every server at once strands no client this exporter sees"
+    safe = [p for p in pending if p.what_if.status == "safe"]
     if safe:
-        rest = [p.what_if.servers[0] for p in lines if p.what_if.servers[0] not in safe]
-        then = "".join(f", then {name}" for name in [*safe[1:], *rest])
-        return (f"renew {safe[0]} first; wait until every client embeds its new key (rollout 100 %){then}, "
-                "one at a time, waiting for each rollout; never all at once")
-    return ("no server can be renewed with a new key without stranding clients: renew keeping the key, or "
-            "give the clients a SyLink.xml that embeds a second server's key first (Communication Update Package)")
+        rest = [p for p in pending if p not in safe]
+        then = "".join(f", then {p.what_if.servers[0]}" for p in [*safe[1:], *rest])
+        return (prefix + f"renew {safe[0].what_if.servers[0]} first; wait until every client embeds its new key "
+                f"(rollout 100 %){then}, one at a time, waiting for each rollout; never all at once")
+    return prefix + ("no server can be renewed with a new key without stranding clients: renew keeping the key, or "
+                     "give the clients a SyLink.xml that embeds a second server's key first (Communication Update Package)")
 
 
 def holdings_for(inventory: Inventory, history: History, verdicts: Mapping[str, ClientVerdict],
@@ -274,6 +315,7 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
                 "unknown": p.what_if.unknown_count,
                 "status": p.what_if.status,
                 "stranded_clients": list(p.what_if.stranded),
+                "already_stranded": p.what_if.already_count,
                 "rollout": {"holding": p.rollout.holding, "total": p.rollout.total, "share": p.rollout.share,
                             "changed_at": p.rollout.changed_at},
                 "keep_key": p.keep_key,
@@ -282,6 +324,8 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
         ],
         "all_at_once": {"stranded": found.everything.stranded_count, "unknown": found.everything.unknown_count,
                         "status": found.everything.status},
+        "already_stranded": found.everything.already_count,
+        "already_stranded_clients": list(found.everything.already),
         "order": list(found.order),
         "advice": found.advice,
         "now_safe": now_safe(found),
@@ -289,20 +333,34 @@ def plan_data(found: RenewalPlan) -> dict[str, object]:
     }
 
 
+def _trust(n: int) -> str:
+    return "trusts" if n == 1 else "trust"
+
+
+def _already(w: WhatIf) -> str:
+    return f", {w.already_count} already stranded" if w.already_count else ""
+
+
 def render_plan(found: RenewalPlan) -> list[str]:
     """The `Renewal plan` section of `check`'s text report."""
     out = ["Renewal plan (a new key now):"]
+    e = found.everything
+    if e.already_count:
+        out.append(f"  OUTAGE NOW: {_count(e.already_count)} already {_trust(e.already_count)} no current key and cannot connect")
     for p in found.servers:
         w = p.what_if
         unknown = f", {w.unknown_count} unknown" if w.unknown_count else ""
-        out.append(f"  {w.servers[0]}: {w.stranded_count} clients stranded{unknown} ({w.status})")
+        more = " more" if w.already_count else ""
+        out.append(f"  {w.servers[0]}: {_count(w.stranded_count)}{more} stranded{unknown}{_already(w)} ({w.status})")
         if p.rollout.changed_at is not None:
-            out.append(f"    rollout of its new key: {p.rollout.holding} of {p.rollout.total} clients "
-                       f"({p.rollout.share:.0%})")
+            complete = ": complete" if p.rollout.total and p.rollout.share >= 1.0 else ""
+            out.append(f"    rollout of its new key: {p.rollout.holding} of {_count(p.rollout.total)} "
+                       f"({p.rollout.share:.0%}){complete}")
         out.append(f"    alternative: {p.keep_key}")
-    e = found.everything
     unknown = f", {e.unknown_count} unknown" if e.unknown_count else ""
-    out.append(f"  all at once ({', '.join(e.servers)}): {e.stranded_count} clients stranded{unknown} ({e.status})")
+    more = " more" if e.already_count else ""
+    out.append(f"  all at once ({', '.join(e.servers)}): {_count(e.stranded_count)}{more} stranded{unknown}{_already(e)} "
+               f"({e.status})")
     out.append(f"  safe order: {found.advice}")
     out += [f"  {line}" for line in now_safe(found)]
     out.append(f"  note: {found.caveat}")
@@ -312,11 +370,24 @@ def render_plan(found: RenewalPlan) -> list[str]:
 def render_what_if(found: WhatIf) -> list[str]:
     """`check --renewal`: the what-if for the named servers."""
     names = ", ".join(found.servers)
-    lines = [f"Renewing {names} with a new key now would strand {found.stranded_count} clients ({found.status})"]
+    more = " more" if found.already_count else ""
+    lines = [f"Renewing {names} with a new key now would strand {_count(found.stranded_count)}{more} ({found.status})"]
+    if found.already_count:
+        lines.append(f"  outage now: {_count(found.already_count)} already {_trust(found.already_count)} no current key "
+                     "and cannot connect")
     if found.unknown_count:
-        lines.append(f"  {found.unknown_count} clients unknown: they list a server this exporter does not watch")
+        lines.append(f"  {_count(found.unknown_count)} unknown: they list a server this exporter does not watch")
+    if not found.seen:
+        lines.append("  no client file is seen: who would be stranded cannot be told here")
     if found.stranded_count:
         ordered = found.stranded
         shown = ", ".join(ordered[:8]) + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
         lines.append(f"  stranded: {shown}")
     return lines
+
+
+def what_if_data(found: WhatIf) -> dict[str, object]:
+    """`check --renewal --format json`: the what-if for the named servers, as plain data."""
+    return {"servers": list(found.servers), "stranded": found.stranded_count, "unknown": found.unknown_count,
+            "already_stranded": found.already_count, "status": found.status,
+            "stranded_clients": list(found.stranded), "already_stranded_clients": list(found.already)}

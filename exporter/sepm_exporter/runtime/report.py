@@ -61,7 +61,8 @@ class State:
 
 def make_report(state: State, now: float) -> Report:
     inventory, history, derived = state.inventory, state.history, state.derived
-    found = findings(inventory, history, derived, now)
+    plan = renewal.plan_for(inventory, history, derived.verdicts, state.by_canonical)
+    found = findings(inventory, history, derived, now, plan)
     for source in sorted(state.sources):
         found += [with_verdict(f) for f in state.sources[source](inventory)]
     found.sort(key=lambda f: -f.severity)
@@ -69,10 +70,10 @@ def make_report(state: State, now: float) -> Report:
     roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]
     return Report(
         at=now, servers=server_lines(inventory, now), findings=found, counts=dict(derived.group_counts),
-        rows=rows(found, history, inventory), stranded=stranded(inventory, derived.verdicts),
+        rows=rows(found, history, inventory), stranded=stranded(inventory, derived.verdicts, history),
         replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
         group_names=group_names(group_copies(inventory)),
         key_changed={name: h.changed_at for name, h in history.servers.items() if h.changed_at is not None},
-        roots=roots, plan=renewal.plan_for(inventory, history, derived.verdicts, state.by_canonical),
+        roots=roots, plan=plan,
         last_scan=state.last_scan, scan_duration=state.scan_duration,
     )
