@@ -10,8 +10,9 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE requirements.lock ./
+COPY pyproject.toml setup.py MANIFEST.in README.md LICENSE requirements.lock ./
 COPY exporter ./exporter
+COPY docs/runbooks ./docs/runbooks
 # The dependencies exactly as pinned and hashed in requirements.lock (the same as the Windows bundle's).
 RUN python -m venv /opt/sepm-exporter \
  && /opt/sepm-exporter/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock \

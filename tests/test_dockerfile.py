@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, stop, wait_for
+from helpers import free_port, get, stop, wait_for
 from sepm_exporter.lab import estate
 
 ROOT = Path(__file__).parent.parent
@@ -104,5 +104,7 @@ def test_entry_command_runs_from_an_environment_built_like_the_image(tmp_path: P
         installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import sepm_exporter; print(sepm_exporter.__file__)"],
                                    capture_output=True, text=True, cwd=tmp_path, check=True).stdout
         assert str(venv) in installed, "the exporter runs from the built environment, not from the sources"
+        runbook = get(f"http://127.0.0.1:{port}/runbooks/SEPMServerKeyChanged").decode()
+        assert "<h2>Fix</h2>" in runbook, "the wheel carries the runbooks and the exporter serves them"
     finally:
         stop(exporter)

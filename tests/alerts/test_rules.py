@@ -23,7 +23,8 @@ CONTRACT |= {"SEPMClientsOffline", "SEPMCertificateSwapNotReady", "SEPMReplicati
              "SEPMDatabaseCertificateExpiringSoon", "SEPMAPIDown"}  # alerts/api.rules.yml
 CONTRACT |= {"SEPMServedCertificateMismatch", "SEPMKeystoreKeyMismatch", "SEPMProbeDown"}  # alerts/served.rules.yml
 EXTRA = {"SEPMServerCertificateWeakKey"}  # beyond the contract: a short RSA/DSA key that is not SHA-1 signed
-RUNBOOK_PREFIX = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"
+RUNBOOK_TEMPLATE = ('{{ with query "max by (url) (sepm_exporter_runbook_base_info)" }}{{ . | first | label "url" }}'
+                    "{{ else }}https://github.com/sepm-exporter/sepm-exporter/blob/main/docs/runbooks/{{ end }}")
 
 
 def alerts() -> list[dict[str, object]]:
@@ -45,8 +46,8 @@ def test_every_contract_alert_is_shipped_with_severity_and_annotations() -> None
 def test_runbook_links_resolve_to_files() -> None:
     for rule in alerts():
         url = str(rule["annotations"]["runbook_url"])  # type: ignore[index]
-        assert url.startswith(RUNBOOK_PREFIX)
-        page = TOP / url.removeprefix(RUNBOOK_PREFIX)
+        assert url.startswith(RUNBOOK_TEMPLATE), "the base is the exporter's own (sepm_exporter_runbook_base_info)"
+        page = TOP / "docs" / "runbooks" / url.removeprefix(RUNBOOK_TEMPLATE)
         assert page.is_file(), url
         assert page.name == f"{rule['alert']}.md"
         assert "## Fix" in page.read_text(encoding="utf-8")

@@ -12,7 +12,8 @@ import yaml
 TOP = Path(__file__).parent.parent.parent
 RULES = TOP / "alerts" / "served.rules.yml"
 ALERTS = {"SEPMServedCertificateMismatch", "SEPMKeystoreKeyMismatch", "SEPMProbeDown"}
-RUNBOOK_PREFIX = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"
+RUNBOOK_TEMPLATE = ('{{ with query "max by (url) (sepm_exporter_runbook_base_info)" }}{{ . | first | label "url" }}'
+                    "{{ else }}https://github.com/sepm-exporter/sepm-exporter/blob/main/docs/runbooks/{{ end }}")
 
 
 def rules() -> list[dict[str, object]]:
@@ -31,8 +32,8 @@ def test_the_three_alerts_carry_severity_annotations_and_a_runbook() -> None:
         assert {"summary", "description", "runbook_url"} <= set(annotations)
         assert "{{ $labels.server }}" in str(annotations["description"])
         url = str(annotations["runbook_url"])
-        page = TOP / url.removeprefix(RUNBOOK_PREFIX)
-        assert url.startswith(RUNBOOK_PREFIX) and page.name == f"{rule['alert']}.md"
+        page = TOP / "docs" / "runbooks" / url.removeprefix(RUNBOOK_TEMPLATE)
+        assert url.startswith(RUNBOOK_TEMPLATE) and page.name == f"{rule['alert']}.md"
         assert "## Fix" in page.read_text(encoding="utf-8")
         assert f"| `{rule['alert']}` |" in readme
 

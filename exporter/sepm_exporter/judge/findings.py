@@ -231,10 +231,21 @@ def _server_findings(inventory: Inventory, history: History, now: float, seen: i
         if not server.root_up:
             out.append(_make("SEPMExporterRootDown", Severity.WARNING, subject,
                              "root cannot be read; its last known facts are shown"))
+        entry = history.servers.get(name)
+        first_seen = entry.seen_at if entry is not None else None
+        # One finding per certificate, not per copy: server.crt and keystore.jks holding the same one are one row.
+        copies: dict[tuple[str, float, str, int], list[str]] = {}
+        leaves = {}
         for label, observed in server.certificates.items():
             if observed.facts is None:
                 continue  # a file error: SEPMExporterFileErrors
             leaf = observed.facts.leaf
+            same = (leaf.public_key_sha256, leaf.not_after, leaf.signature_hash, leaf.key_bits)
+            copies.setdefault(same, []).append(label)
+            leaves[same] = leaf
+        for same, labels in copies.items():
+            leaf = leaves[same]
+            label = " and ".join(labels)
             left = leaf.not_after - now
             if left < 0:
                 out.append(_make("SEPMServerCertificateExpired", Severity.CRITICAL, subject,
@@ -245,14 +256,15 @@ def _server_findings(inventory: Inventory, history: History, now: float, seen: i
             elif left < EXPIRY_SOON_DAYS * DAY:
                 out.append(_make("SEPMServerCertificateExpiringSoon", Severity.WARNING, subject,
                                  f"{label} expires in {duration(left)}", leaf.not_after - EXPIRY_SOON_DAYS * DAY))
+            verb = "are" if len(labels) > 1 else "is"
             if leaf.signature_hash in WEAK_HASHES:
                 out.append(_make("SEPMServerCertificateWeakSignature", Severity.WARNING, subject,
-                                 f"{label} is signed with {leaf.signature_hash} ({leaf.key_bits}-bit {leaf.key_algorithm}): "
-                                 "a legacy key", leaf.not_before))
+                                 f"{label} {verb} signed with {leaf.signature_hash} ({leaf.key_bits}-bit "
+                                 f"{leaf.key_algorithm}): a legacy key", first_seen))
             elif leaf.key_algorithm in ("rsa", "dsa") and leaf.key_bits < WEAK_KEY_BITS:
                 out.append(_make("SEPMServerCertificateWeakKey", Severity.WARNING, subject,
-                                 f"{label} has a {leaf.key_bits}-bit {leaf.key_algorithm} key", leaf.not_before))
-        entry = history.servers.get(name)
+                                 f"{label} {'have' if len(labels) > 1 else 'has'} a {leaf.key_bits}-bit "
+                                 f"{leaf.key_algorithm} key", first_seen))
         window = windows.get(name)
         if (entry is None or entry.previous is None or entry.changed_at is None or window is None
                 or now - entry.changed_at >= KEY_CHANGE_WINDOWS * window):

@@ -43,6 +43,7 @@ class ServerHistory:
     current: KeyRecord | None = None
     previous: KeyRecord | None = None
     changed_at: float | None = None
+    seen_at: float | None = None  # when the exporter first saw the current certificate (key, hash and size)
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,16 @@ def record_key(history: History, server: str, facts: CertificateFacts, now: floa
     key = KeyRecord(facts.public_key_sha256, facts.signature_hash, facts.key_bits)
     if entry.current is None:
         entry.current = key
+        entry.seen_at = now
         return False
     if entry.current.public_key_sha256 == key.public_key_sha256:
         if entry.current != key:  # same key, re-issued with another hash: keep the key's identity
             entry.current = key
+            entry.seen_at = now
+        elif entry.seen_at is None:  # a state file from before seen_at was kept
+            entry.seen_at = now
         return False
+    entry.seen_at = now
     entry.previous = entry.current
     entry.current = key
     entry.changed_at = now
@@ -149,6 +155,7 @@ def decode(text: str) -> History:
                 current=_key(entry.get("current")),
                 previous=_key(entry.get("previous")),
                 changed_at=_finite(entry["changed_at"]) if entry.get("changed_at") is not None else None,
+                seen_at=_finite(entry["seen_at"]) if entry.get("seen_at") is not None else None,
             )
             for name, entry in raw.get("servers", {}).items()
         }

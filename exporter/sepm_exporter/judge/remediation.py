@@ -170,7 +170,7 @@ def _server_since(alert: str, server: str, inventory: Inventory | None, history:
     if leaf is None:
         return None
     if alert in ("SEPMServerCertificateWeakSignature", "SEPMServerCertificateWeakKey"):
-        return leaf.not_before
+        return entry.seen_at if entry is not None else None  # when it was seen, not when it was issued
     if alert in _LEAD_DAYS:
         return leaf.not_after - _LEAD_DAYS[alert] * 86400.0
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sepm_exporter.judge.clients import ClientStatus
 from sepm_exporter.judge.findings import Finding, ServerLine, when
 
@@ -11,10 +13,31 @@ CLIENTS_SHOWN = 8
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
-def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tuple[str, str, str], int]) -> str:
+def expiry_words(days: float | None) -> str:
+    """"expires in 12 d", "expires today", "expired 3 d ago": never a negative count."""
+    if days is None:
+        return "no certificate"
+    if days < 0:
+        return f"expired {-days:.0f} d ago" if days <= -1 else "expired today"
+    return f"expires in {days:.0f} d" if days >= 1 else "expires today"
+
+
+def named_subject(subject: str, names: Mapping[str, str]) -> str:
+    """"group <ID>" as "group My Company\\Tokyo (<ID>)" where the group's file names it; other subjects as they are."""
+    kind, _, rest = subject.partition(" ")
+    group, _, tail = rest.partition(" on ")
+    if kind != "group" or group not in names:
+        return subject
+    return f"group {names[group]} ({group})" + (f" on {tail}" if tail else "")
+
+
+def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tuple[str, str, str], int],
+                  names: Mapping[str, str] | None = None) -> str:
+    """`names`: group ID -> its name (PreferredGroup), so the on-call reads what the console shows."""
+    names = names or {}
     out = ["Servers:"]
     for line in lines:
-        expiry = f"expires in {line.expires_in_days:.0f} d" if line.expires_in_days is not None else "no certificate"
+        expiry = expiry_words(line.expires_in_days)
         state = "up" if line.root_up else "DOWN"
         key = line.public_key_sha256[:16] or "-"
         out.append(
@@ -27,7 +50,7 @@ def render_report(lines: list[ServerLine], found: list[Finding], counts: dict[tu
     out.append("Clients: " + ", ".join(f"{state} {count}" for state, count in totals.items()))
     out.append("Findings:" if found else "Findings: none")
     for finding in found:
-        out.append(f"  {finding.severity.name:<8} {finding.subject}: {finding.message}")
+        out.append(f"  {finding.severity.name:<8} {named_subject(finding.subject, names)}: {finding.message}")
         details = [f"since {when(finding.since)}"] if finding.since is not None else []
         if finding.clients:
             shown = ", ".join(finding.clients[:CLIENTS_SHOWN])

@@ -75,6 +75,7 @@ class Exporter:
         self.derived = Derived(verdicts=self.book.verdicts)
         self.scan_duration = 0.0
         self.last_scan = 0.0
+        self.last_change = 0.0  # when a refresh last found a file changed, gone or new (the page says so)
         self.ready = False  # /-/ready: set once the first scan's results are published
         self._scanned = False  # sepm_exporter_ready: set just before they are rendered
         self.publisher = Publisher(self._chunks)
@@ -134,7 +135,7 @@ class Exporter:
             try:
                 self._report_stale = False
                 state = State(self.scanner.inventory, self.history, self.derived, self.book.by_canonical,
-                              self._source_findings, self.last_scan, self.scan_duration)
+                              self._source_findings, self.last_scan, self.scan_duration, self.last_change)
                 report = self._report = make_report(state, self.clock())
             finally:
                 self._write.release()
@@ -220,6 +221,8 @@ class Exporter:
         with self._write:
             inventory = self.scanner.inventory
             changes = self.scanner.take_changes()
+            if changes.clients or changes.servers:
+                self.last_change = self.clock()
             dirty = self.store.record_keys(inventory, self.clock())
             remembered, previous = self.store.remembered_keys()
             keys = current_server_keys(inventory, remembered)

@@ -41,10 +41,11 @@ class HistoryStore:
             observed = server.server_certificate
             if observed is not None and observed.facts is not None:
                 before = self.history.servers.get(name)
-                before_key = before.current if before is not None else None
+                before_key = (before.current, before.seen_at) if before is not None else None
                 if history_module.record_key(self.history, name, observed.facts.leaf, now):
                     log.warning("server key changed", extra={"server": name, "file": observed.label})
-                dirty |= self.history.servers[name].current != before_key
+                entry = self.history.servers[name]
+                dirty |= (entry.current, entry.seen_at) != before_key
         return dirty
 
     def record_group_versions(self, copies: Mapping[str, list[GroupCopy]]) -> bool:

@@ -44,6 +44,7 @@ class Report:
     plan: RenewalPlan | None = None  # what a new-key renewal of each server would strand, and the safe order
     last_scan: float = 0.0
     scan_duration: float = 0.0
+    last_change: float = 0.0  # when the exporter last saw a watched file change
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class State:
     sources: Mapping[str, SourceFindings]
     last_scan: float
     scan_duration: float
+    last_change: float = 0.0
 
 
 def make_report(state: State, now: float) -> Report:
@@ -75,5 +77,5 @@ def make_report(state: State, now: float) -> Report:
         group_names=group_names(group_copies(inventory)),
         key_changed={name: h.changed_at for name, h in history.servers.items() if h.changed_at is not None},
         roots=roots, plan=plan,
-        last_scan=state.last_scan, scan_duration=state.scan_duration,
+        last_scan=state.last_scan, scan_duration=state.scan_duration, last_change=state.last_change,
     )

@@ -20,7 +20,7 @@ from sepm_exporter.judge.remediation import Row
 from sepm_exporter.judge.renewal import now_safe
 from sepm_exporter.runtime import Exporter, Report
 
-RUNBOOK_BASE = "https://github.com/sepm-exporter/sepm-exporter/blob/main/"  # the prefix the alerts' runbook_url use
+RUNBOOK_BASE = "runbooks/"  # relative: this exporter serves them (serving/runbooks.py), under its own auth
 INLINE_CLIENTS = 100  # clients listed under a row; the rest are one link away
 PAGE_SIZE = 200  # clients per page of /clients
 CLIENTS_PATH = "/clients"
@@ -43,10 +43,10 @@ th{background:#eef0f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .sev{font-weight:700;padding:2px 6px;border-radius:3px;white-space:nowrap}
 .s-critical{background:#c5221f;color:#fff}.s-warning{background:#f2b200;color:#1d1d1f}.s-ok{background:#1e8e3e;color:#fff}
 .bad{color:#b3261e;font-weight:700}.good{color:#1e6e34}
-code{font-size:12px;word-break:break-all}details summary{cursor:pointer;color:#174ea6}
+code{font-size:12px;overflow-wrap:anywhere}details summary{cursor:pointer;color:#174ea6}
 td.clients{min-width:10em}td.since{min-width:8.5em}td.runbook{max-width:13em}
 ul.clients{columns:2 7em;margin:6px 0;padding-left:18px;font-size:13px}
-td.subject{min-width:10em;word-break:break-all}td.what{min-width:11em}
+td.subject{min-width:10em;overflow-wrap:anywhere}td.what{min-width:11em}
 .fix{min-width:20em;font-size:13px}.muted{color:#5f6368;font-size:13px}
 .totals{display:flex;gap:12px;flex-wrap:wrap}.totals div{background:#fff;border:1px solid #d9dce1;padding:8px 14px;border-radius:4px}
 .totals b{display:block;font-size:22px}
@@ -96,22 +96,31 @@ def _affected(row: Row) -> str:
             f'<ul class="clients">{items}</ul>{more}</details></td>')
 
 
-def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], names: dict[str, str], now: float) -> str:
+def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], notes: dict[str, str], names: dict[str, str],
+                  now: float) -> str:
     if not found:
         return '<tr><td colspan="7" class="good">Nothing needs attention.</td></tr>'
     out = []
+    explained: set[str] = set()  # groups whose long fix is already on a row above: said once, not twice
     for row in found:
         fix = _e(row.fix)
         group = row.subject[len("group "):] if row.subject.startswith("group ") else ""
-        if group in files and row.alert in ("SEPMClientServerKeyUntrusted", "SEPMClientSyLinkStale"):
+        if row.alert in ("SEPMClientServerKeyUntrusted", "SEPMClientSyLinkStale") and group in explained:
+            fix = (f"Let them pull (<code>smc -updateconfig</code>) or import <code>{_e(files[group][1])}</code>, as above."
+                   if group in files else "No file to import yet: see the row above.")
+        elif group in files and row.alert in ("SEPMClientServerKeyUntrusted", "SEPMClientSyLinkStale"):
             server, path = files[group]
             fix = (f"Import <code>{_e(path)}</code> (group {_e(group)}'s current file, on {_e(server)}) on these "
                    f"clients: <code>SylinkDrop.exe -silent SyLink.xml</code>. Or restore the previous certificate and "
                    f"key (keep-key route) until they have it. For a deployment tool: "
                    f"<code>sepm-exporter check --stranded --format csv</code>.")
+            explained.add(group)
+        elif group in notes and row.alert == "SEPMClientServerKeyUntrusted":
+            fix = f"No file to import yet: {_e(notes[group])}."
+            explained.add(group)
         subject = f"group {_group_cell(group, names)}" if group in names else _e(row.subject)
         name = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(row.alert))  # breaks between words, not mid-word
-        link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.runbook)}">{name}</a>'
+        link = (f'<a class="runbook" href="{_e(RUNBOOK_BASE + row.alert)}">{name}</a>'
                 if row.runbook else "&ndash;")
         out.append(
             f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{subject}</td>'
@@ -136,7 +145,7 @@ def _banner(found: list[Row], untrusted: int) -> str:
         detail += f"; {untrusted} client{'s' if untrusted != 1 else ''} cannot connect"
     name = level.name.lower()
     return (f'<div class="banner b-{name}" id="banner" data-state="{name}">{_e(level.name)}: '
-            f"{len(found)} problem{'s' if len(found) != 1 else ''} need attention<small>{_e(detail)}</small></div>")
+            f"{len(found)} {'problems need' if len(found) != 1 else 'problem needs'} attention<small>{_e(detail)}</small></div>")
 
 
 def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
@@ -147,6 +156,10 @@ def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
         weak = s.signature_hash in ("sha1", "md5", "md2", "md4")
         changed_at = report.key_changed.get(s.server)
         changed = _e(_when(changed_at, now)) if changed_at is not None else DASH
+        rollout = next((p.rollout for p in report.plan.servers if p.rollout.server == s.server), None) if report.plan else None
+        if changed_at is not None and rollout is not None and rollout.total:
+            done = "every client seen embeds it" if rollout.share >= 1.0 else f"{rollout.share:.0%} of the clients embed it"
+            changed += f"; new key in {rollout.holding} of {rollout.total} clients ({done})"
         out.append(
             f"<tr><td>{_e(s.server)}</td><td>{_e(s.site) or DASH}</td>"
             f"<td class=\"{'good' if s.root_up else 'bad'}\">{'up' if s.root_up else 'DOWN'}</td>"
@@ -190,7 +203,7 @@ def _roots(report: Report) -> str:
     )
 
 
-_PLAN_CLASS = {"safe": "good", "wait": "bad", "unsafe": "bad"}
+_PLAN_CLASS = {"safe": "good", "wait": "bad", "unsafe": "bad", "outage": "bad", "unknown": "muted"}
 
 
 def _plan(report: Report, now: float) -> str:
@@ -233,11 +246,16 @@ def _document(title: str, body: str) -> bytes:
 
 def _header(exporter: Exporter, report: Report, telemetry_path: str, now: float) -> str:
     source = exporter.config_source or "-"
-    scan = _when(report.last_scan, now) if report.last_scan else "first scan running"
+    if not report.last_scan:
+        watching = "first scan running"
+    else:  # a quiet estate is not a stale page: say that changes are seen as they happen, and when the last one was
+        change = _when(report.last_change, now) if report.last_change else "none yet"
+        watching = (f"watching live: changes show within seconds; last change seen {change}; "
+                    f"last full check {_ago(now - report.last_scan)}")
     return (f'<header><h1><a href="/" style="color:#fff;text-decoration:none">SEPM Exporter</a></h1>'
             f'<span class="meta">version {_e(__version__)}</span>'
             f'<span class="meta">config <code>{_e(source)}</code></span>'
-            f'<span class="meta" id="scan">last scan {_e(scan)}, took {report.scan_duration:.2f} s</span>'
+            f'<span class="meta" id="scan">{_e(watching)}</span>'
             f'<span><a href="{_e(telemetry_path)}">Metrics</a> · <a href="/-/healthy">Health</a> · '
             f'<a href="/-/ready">Readiness</a></span></header>')
 
@@ -246,6 +264,11 @@ def _state(exporter: Exporter) -> tuple[Report, dict[str, tuple[str, str]]]:
     """The runtime's report (made without waiting for a scan) and, per group, the file its stranded clients need."""
     report = exporter.report()
     return report, {s.group_id: (s.server, s.group_file) for s in report.stranded if s.group_file}
+
+
+def _notes(report: Report) -> dict[str, str]:
+    """Per group with stranded clients but no file that would fix them: why, and what to do instead."""
+    return {s.group_id: s.note for s in report.stranded if s.note and s.group_id}
 
 
 def page(exporter: Exporter, telemetry_path: str) -> bytes:
@@ -261,7 +284,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
 {_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0)) if exporter.ready else _SCANNING}
 <h2>Needs attention</h2>
 <table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
-{_problem_rows(table, files, report.group_names, now)}</table>
+{_problem_rows(table, files, _notes(report), report.group_names, now)}</table>
 <h2>Clients</h2><div class="totals" id="totals">{boxes}</div>
 <h2>Renewal plan</h2>{_plan(report, now)}
 <h2>Server certificates</h2>
@@ -271,6 +294,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
 <table id="groups"><tr><th>group</th><th>partners agree</th><th>embeds its server's key</th>
 {"".join(f"<th>{_e(s.value)}</th>" for s in ClientStatus)}</tr>{groups}</table>
 <h2>Watched roots</h2><table id="roots"><tr><th>what</th><th>path</th><th>state</th></tr>{roots}</table>
+<p class="muted"><a href="runbooks/">Runbooks</a>, served by this exporter.</p>
 </main>"""
     level = worst_of(table)
     return _document(f"{level.name if level else 'OK'} · SEPM Exporter", body)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.serving import landing
+from sepm_exporter.serving import landing, runbooks
 from sepm_exporter.settings.webconfig import WebConfig
 
 log = logging.getLogger("sepm_exporter")
@@ -139,6 +139,8 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
                     self._send(503, b"Not ready: first scan running.\n")
             elif path == "/":
                 self._send(200, landing_page(exporter, telemetry_path), "text/html; charset=utf-8")
+            elif path.startswith(runbooks.PREFIX):  # the runbooks, under the same auth as everything else
+                self._send(*runbooks.page(path), "text/html; charset=utf-8")
             elif path == landing.CLIENTS_PATH:
                 self._send(*landing.clients_page(exporter, telemetry_path, self.path.partition("?")[2]), "text/html; charset=utf-8")
             else:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES
+from sepm_exporter.settings.text import decode_settings
 
 WATCH_MODES = ("auto", "events", "poll")
 
@@ -100,9 +101,11 @@ class Config:
     debounce: float = 0.2
     probe_interval: float = 60.0
     probe_timeout: float = 5.0
+    external_url: str = ""  # where users reach this exporter (a proxy's URL); "" = http(s)://<host>:<port>
 
 
 _TOP_KEYS = {
+    "external_url",
     "servers",
     "clients",
     "state_file",
@@ -319,6 +322,20 @@ MIN_FILE_BYTES = 1024
 _WATCH_MINIMUMS = {"poll_interval": 0.05, "reconcile_interval": 0.5, "debounce": 0.0}
 
 
+def _external_url(value: Any, where: str, problems: list[str]) -> str:
+    """http(s)://host[:port][/path], without a query or fragment; kept without its trailing slash."""
+    import urllib.parse
+
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{where}: must be a URL such as https://sepm-exporter.example:10877, got {type(value).__name__}")
+        return ""
+    parsed = urllib.parse.urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+        problems.append(f"{where}: must be an http:// or https:// URL with a host and no query, got {value!r}")
+        return ""
+    return value.strip().rstrip("/")
+
+
 def with_overrides(config: Config, overrides: dict[str, tuple[str, Any]]) -> Config:
     """Lay flags over a validated config, with the very checks the file's keys get.
 
@@ -339,6 +356,10 @@ def with_overrides(config: Config, overrides: dict[str, tuple[str, Any]]) -> Con
             number = _expect_number(value, flag, problems, MIN_FILE_BYTES)
             if number is not None:
                 kwargs[field_name] = int(number)
+        elif field_name == "external_url":
+            url = _external_url(value, flag, problems)
+            if url:
+                kwargs[field_name] = url
         elif field_name in _WATCH_MINIMUMS:
             number = _expect_number(value, flag, problems, _WATCH_MINIMUMS[field_name])
             if number is not None:
@@ -386,6 +407,10 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
             value = _expect_number(watch[key], f"watch.{key}", problems, minimum)
             if value is not None:
                 kwargs[key] = value
+    if "external_url" in raw:
+        url = _external_url(raw["external_url"], "external_url", problems)
+        if url:
+            kwargs["external_url"] = url
     probe = raw.get("probe", {})
     if not isinstance(probe, dict):
         problems.append("probe: must be a mapping")
@@ -437,9 +462,11 @@ def _anchored_api(api: ApiConfig | None, anchor: Any) -> ApiConfig | None:
 def load_config(path: Path) -> Config:
     """Read and validate a config file; ConfigError says every problem at once."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = decode_settings(path.read_bytes(), path)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file ({exc.strerror or exc})"]) from None
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ import bcrypt
 import yaml
 
 from sepm_exporter.settings.config import ConfigError
+from sepm_exporter.settings.text import decode_settings
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                  "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -148,7 +149,9 @@ def _ciphers(context: ssl.SSLContext, suites: Any, problems: list[str]) -> None:
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate; ConfigError with every problem, key path first."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(decode_settings(path.read_bytes(), path)) or {}
+    except ValueError as exc:  # not UTF-8 or UTF-16 text
+        raise ConfigError([f"web config {exc}"]) from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError([f"{path}: cannot read web config ({type(exc).__name__})"]) from None
     problems: list[str] = []
