@@ -45,7 +45,8 @@ def test_identical_group_files_lose_no_client(tmp_path: Path) -> None:
     assert counts(exporter)[(groups[0], shared, "stale")] == 20 and sum(counts(exporter).values()) == 20
     stale = [f for f in findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
              if f.alert == "SEPMClientSyLinkStale"]
-    assert [(f.severity.name, f.subject, len(f.clients)) for f in stale] == [("WARNING", f"groups {shared}", 20)], "keep-key: stale but trusted"
+    # keep-key: stale but trusted, a lagging rollout
+    assert [(f.severity.name, f.subject, len(f.clients)) for f in stale] == [("WARNING", f"groups {shared}", 20)]
     assert stale[0].since is not None and "shared by groups" in stale[0].message
 
 
