@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(serve)
     _add_watch_flags(serve)
     _add_web_flags(serve)
+    serve.add_argument("--web.external-url", dest="external_url",
+                       help="the URL users reach this exporter at (behind a proxy, say); the alerts' runbook links "
+                       "start with it (default: http(s)://<this host's name>:<port>; config key external_url)")
     once = commands.add_parser("metrics", help="scan once and print the exposition")
     _add_config_flags(once)
     check = commands.add_parser("check", help="scan once and print a report; exit 2 when something is critical")
@@ -133,6 +136,7 @@ _FLAG_SETTINGS = {  # argparse dest -> (Config field, flag as typed)
     "poll_interval": ("poll_interval", "--watch.poll-interval"),
     "reconcile_interval": ("reconcile_interval", "--watch.reconcile-interval"),
     "debounce": ("debounce", "--watch.debounce"),
+    "external_url": ("external_url", "--web.external-url"),
 }
 
 
@@ -147,7 +151,21 @@ def local_install() -> Config:
     return config
 
 
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program its pipe's reader left
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command, with a reader that stops early (`check | head`) said in one line, not a traceback."""
+    try:
+        return dispatch(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit must not fail again
+        print("sepm-exporter: the output was closed before it ended (broken pipe)", file=sys.stderr)
+        return BROKEN_PIPE_EXIT
+
+
+def dispatch(argv: list[str] | None = None) -> int:
     """Parse, then hand over to the command. Commands are imported where they run, so `healthcheck`
     (every 30 s in a container) and `--version` do not load the parsers and the lab."""
     args = parse_args(argv)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from sepm_exporter.commands.serve import serve_or_say
 from sepm_exporter.lab import estate
 from sepm_exporter.lab.api import LabApi, start_for_demo
+from sepm_exporter.lab.estate import atomic_write
 from sepm_exporter.lab.tls import TlsListener, server_context
-from sepm_exporter.settings.config import ProbeTarget, load_config
+from sepm_exporter.settings.config import load_config
 
 
 def command_prefix() -> str:
@@ -53,6 +55,16 @@ ANNOUNCE = (
 )
 
 
+def write_probe(config_path: Path, server: str, endpoint: str, interval: float) -> None:
+    """Add a TLS probe of `server` to the config file itself, so every command given that file sees it too."""
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    for entry in raw["servers"]:
+        if entry["name"] == server:
+            entry["probes"] = [endpoint]
+    raw["probe"] = {**raw.get("probe", {}), "interval": interval}
+    atomic_write(config_path, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True).encode("utf-8"))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Build the lab, serve it, and remove it on exit unless `--dir` named where to keep it."""
     temporary = args.dir is None
@@ -62,10 +74,9 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
         config_path, apis = start_for_demo(lab)  # each server's REST API, as a SEPM site serves it
-        config = load_config(config_path)
         apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
-        probed = dataclasses.replace(config.servers[0], probes=(ProbeTarget("127.0.0.1", apache.port),))
-        config = dataclasses.replace(config, servers=(probed, *config.servers[1:]), probe_interval=10.0)
+        write_probe(config_path, "SEPM1", f"127.0.0.1:{apache.port}", interval=10.0)
+        config = load_config(config_path)  # the very file the announcement tells `check --config` to read
         announce = ANNOUNCE.format(
             dir=shlex.quote(str(directory)), host=args.listen.rpartition(":")[0] or "localhost", path=args.telemetry_path,
             exe=command_prefix(), config=shlex.quote(str(config_path)), tls=apache.port,

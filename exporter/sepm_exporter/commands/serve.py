@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 
 from sepm_exporter.assembly import Running
 from sepm_exporter.commands.progress import Progress
+from sepm_exporter.metrics import web as web_metrics
 from sepm_exporter.serving.web import WebServer
 from sepm_exporter.settings.config import Config, ConfigError
 from sepm_exporter.settings.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("sepm_exporter")
+
+
+def external_url(config: Config, listen: str, port: int, tls: bool) -> str:
+    """`external_url` as configured, else this host as others name it: the listen host when it is one, else its FQDN."""
+    if config.external_url:
+        return config.external_url
+    host = listen.rpartition(":")[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path | None,
@@ -25,6 +39,8 @@ def run_serve(config: Config, listen: str, telemetry_path: str, web_config: Path
     server = WebServer(running.exporter, web, listen, telemetry_path)
     server.start()
     log.info("listening", extra={"address": listen, "port": server.port, "tls": web.tls is not None})
+    base = external_url(config, listen, server.port, web.tls is not None)
+    running.exporter.publish(web_metrics.samples(base))  # where the alerts' runbook links point (alerts/*.rules.yml)
     if announce:
         print(announce.format(port=server.port), flush=True)
     stop = stop or threading.Event()

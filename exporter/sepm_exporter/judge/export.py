@@ -22,7 +22,8 @@ def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
-def findings_json(rows: Iterable[Row], worst: Severity, now: float, plan: dict[str, object] | None = None) -> str:
+def findings_json(rows: Iterable[Row], worst: Severity, now: float, plan: dict[str, object] | None = None,
+                  extra: dict[str, object] | None = None) -> str:
     """Every finding, one per subject, with its severity, alert, runbook, since, affected clients and fix;
     and the renewal plan (what a new-key renewal of each server would strand, and the safe order)."""
     document: dict[str, object] = {
@@ -46,6 +47,7 @@ def findings_json(rows: Iterable[Row], worst: Severity, now: float, plan: dict[s
     }
     if plan is not None:
         document["renewal_plan"] = plan
+    document.update(extra or {})  # `check --renewal`: the what-if, inside the one document
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

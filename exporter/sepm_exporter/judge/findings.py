@@ -230,7 +230,7 @@ def _server_findings(inventory: Inventory, history: History, now: float, seen: i
         subject = f"server {name}"
         if not server.root_up:
             out.append(_make("SEPMExporterRootDown", Severity.WARNING, subject,
-                             "root cannot be read; its last known facts are shown"))
+                             "root cannot be read; nothing in it can be checked until it returns"))
         entry = history.servers.get(name)
         first_seen = entry.seen_at if entry is not None else None
         # One finding per certificate, not per copy: server.crt and keystore.jks holding the same one are one row.
