@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import free_port, start_exporter, stop, wait_for
+from helpers import free_port, get, start_exporter, stop, wait_for
 from sepm_exporter.lab import estate
 from services import Alertmanager, Prometheus
 
@@ -98,13 +98,14 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[esta
         receiver.server.shutdown()
 
 
-def test_new_key_renewal_pages_before_the_heartbeat(stack: tuple[estate.Lab, Receiver, Prometheus]) -> None:
-    lab, receiver, _ = stack
+def test_a_new_key_warns_while_clients_trust_a_partner_and_pages_when_they_trust_none(
+        stack: tuple[estate.Lab, Receiver, Prometheus]) -> None:
+    lab, receiver, prometheus = stack
     lab.renew("SEPM1", new_key=True)
     changed = time.monotonic()
-    wait_for(lambda: ("SEPMServerKeyChanged", "SEPM1") in receiver.names("critical"), timeout=30)
-    print(f"key change paged after {time.monotonic() - changed:.1f} s")
-    assert not any(name == "SEPMClientServerKeyUntrusted" for name, _ in receiver.names())  # SEPM2 still trusted
+    wait_for(lambda: ("SEPMServerKeyChanged", "SEPM1") in receiver.names("warning"), timeout=30)
+    print(f"key change delivered after {time.monotonic() - changed:.1f} s")
+    assert receiver.names("critical") == [], "every client still trusts SEPM2: a rollout to watch, not a page"
 
     lab.renew("SEPM2", new_key=True)
     lab.publish("SEPM1")
@@ -112,14 +113,14 @@ def test_new_key_renewal_pages_before_the_heartbeat(stack: tuple[estate.Lab, Rec
     untrusted = {g.group_id for g in lab.state.groups} if not lab.state.identical_groups else {min(g.group_id for g in lab.state.groups)}
     wait_for(lambda: {a["labels"]["group_id"] for a in receiver.alerts if a["labels"]["alertname"] == "SEPMClientServerKeyUntrusted"}
              == untrusted, timeout=30)
-    order = [name for name, _ in receiver.names("critical")]
-    assert order.index("SEPMServerKeyChanged") < order.index("SEPMClientServerKeyUntrusted")
-    # SEPM2's page is its own group (site osaka): it may land just after the client pages.
-    wait_for(lambda: ("SEPMServerKeyChanged", "SEPM2") in receiver.names("critical"), timeout=30)
+    assert {name for name, _ in receiver.names("critical")} == {"SEPMClientServerKeyUntrusted"}, \
+        "the clients are seen: they page, the key changes stay warnings"
     key_alert = next(a for a in receiver.alerts if a["labels"]["alertname"] == "SEPMServerKeyChanged")
     assert key_alert["labels"]["site"] == "tokyo"
-    assert "SHA-1 era" in key_alert["annotations"]["summary"]
-    assert key_alert["annotations"]["runbook_url"].endswith("docs/runbooks/SEPMServerKeyChanged.md")
+    runbook = key_alert["annotations"]["runbook_url"]
+    bases = {s["metric"]["url"] for s in prometheus.query("sepm_exporter_runbook_base_info")}
+    assert runbook.endswith("/runbooks/SEPMServerKeyChanged.md") and runbook.removesuffix("SEPMServerKeyChanged.md") in bases
+    assert "<h2>Fix</h2>" in get(runbook).decode(), "the link resolves on the exporter itself"
     pages = [a for a in receiver.alerts if a["labels"]["alertname"] == "SEPMClientServerKeyUntrusted"]
     assert len({a["labels"]["group_id"] for a in pages}) == len(untrusted), "one page per group, not one per client"
     assert sum(int(a["annotations"]["description"].split()[0]) for a in {a["labels"]["group_id"]: a for a in pages}.values()) == 6
