@@ -279,7 +279,7 @@ def _server_findings(inventory: Inventory, history: History, now: float, seen: i
                              f"clears {clears} from now, or when client files are seen", entry.changed_at))
         elif holding < seen:
             out.append(_make("SEPMServerKeyChanged", Severity.WARNING, subject,
-                             f"public key changed {ago} ago; its new key is in {plural(holding, 'client')} of {seen} seen "
+                             f"public key changed {ago} ago; its new key is in {holding} of the {plural(seen, 'client')} seen "
                              f"({holding / seen:.0%}); clears when every client embeds it, or {clears} from now",
                              entry.changed_at))
     return out

@@ -299,6 +299,8 @@ def now_safe(found: RenewalPlan) -> list[str]:
     out = []
     for p in found.servers:
         others = [q for q in found.servers if q is not p and q.rollout.changed_at is not None]
+        if p.rollout.changed_at is not None and p.rollout.share >= 1.0:
+            continue  # renewed already, and its own rollout is complete: nothing to advise
         if p.what_if.status == "safe" and others and all(q.rollout.share >= 1.0 for q in others):
             out.append(f"renewing {p.what_if.servers[0]} is now safe: every client embeds "
                        f"{', '.join(q.what_if.servers[0] for q in others)}'s new key")

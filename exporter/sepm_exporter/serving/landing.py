@@ -17,7 +17,7 @@ from sepm_exporter import __version__
 from sepm_exporter.judge.clients import ClientStatus
 from sepm_exporter.judge.findings import ServerLine, Severity
 from sepm_exporter.judge.remediation import Row
-from sepm_exporter.judge.renewal import now_safe
+from sepm_exporter.judge.renewal import WhatIf, now_safe
 from sepm_exporter.runtime import Exporter, Report
 
 RUNBOOK_BASE = "runbooks/"  # relative: this exporter serves them (serving/runbooks.py), under its own auth
@@ -139,7 +139,7 @@ def _banner(found: list[Row], untrusted: int) -> str:
     counts = {s: sum(1 for r in found if r.severity == s) for s in (Severity.CRITICAL, Severity.WARNING)}
     if level == Severity.OK:
         return '<div class="banner b-ok" id="banner" data-state="ok">ALL CLEAR<small>Nothing needs attention.</small></div>'
-    parts = [f"{n} {s.name.lower()}" for s, n in counts.items() if n]
+    parts = [f"{n} critical" if s == Severity.CRITICAL else f"{n} warning{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     detail = ", ".join(parts)
     if untrusted:
         detail += f"; {untrusted} client{'s' if untrusted != 1 else ''} cannot connect"
@@ -206,6 +206,11 @@ def _roots(report: Report) -> str:
 _PLAN_CLASS = {"safe": "good", "wait": "bad", "unsafe": "bad", "outage": "bad", "unknown": "muted"}
 
 
+def _stranded(w: WhatIf) -> str:
+    """The count a renewal would strand; during an outage, with the clients stranded already beside it."""
+    return f"{w.stranded_count} more, {w.already_count} already" if w.already_count else str(w.stranded_count)
+
+
 def _plan(report: Report, now: float) -> str:
     """The renewal plan: what a new-key renewal of each server would strand now, and the order that strands nobody."""
     if report.plan is None or not report.plan.servers:
@@ -217,11 +222,11 @@ def _plan(report: Report, now: float) -> str:
         rollout = (f"{roll.holding} of {roll.total} clients ({roll.share:.0%}) since {_e(_when(roll.changed_at, now))}"
                    if roll.changed_at is not None else DASH)
         rows.append(
-            f'<tr data-server="{_e(w.servers[0])}"><td>{_e(w.servers[0])}</td><td class="num">{w.stranded_count}</td>'
+            f'<tr data-server="{_e(w.servers[0])}"><td>{_e(w.servers[0])}</td><td class="num">{_stranded(w)}</td>'
             f'<td class="num">{w.unknown_count}</td><td class="{_PLAN_CLASS.get(w.status, "")}">{_e(w.status.upper())}</td>'
             f"<td>{rollout}</td><td>{_e(p.keep_key)}</td></tr>")
     e = plan.everything
-    rows.append(f'<tr data-server="*"><td>all at once ({_e(", ".join(e.servers))})</td><td class="num">{e.stranded_count}</td>'
+    rows.append(f'<tr data-server="*"><td>all at once ({_e(", ".join(e.servers))})</td><td class="num">{_stranded(e)}</td>'
                 f'<td class="num">{e.unknown_count}</td><td class="{_PLAN_CLASS.get(e.status, "")}">{_e(e.status.upper())}</td>'
                 f"<td>{DASH}</td><td>{DASH}</td></tr>")
     notes = "".join(f'<p class="good" data-now-safe>{_e(line)}</p>' for line in now_safe(plan))
