@@ -9,7 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from sepm_exporter.cli import effective_config, parse_args
+from sepm_exporter.commands.serve import external_url
+from sepm_exporter.judge.findings import findings
 from sepm_exporter.lab import estate
+from sepm_exporter.runtime import Exporter
+from sepm_exporter.settings.config import ConfigError, load_config
 
 
 def check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -110,3 +117,28 @@ def test_a_closed_pipe_is_one_line_and_exit_141(lab: estate.Lab) -> None:
     error = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141
     assert error.strip().splitlines() == ["sepm-exporter: the output was closed before it ended (broken pipe)"]
+
+
+def test_a_weak_certificate_is_dated_from_when_it_was_seen_and_named_once(lab: estate.Lab) -> None:
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    weak = [f for f in findings(exporter.scanner.inventory, exporter.history, exporter.derived, exporter.clock())
+            if f.alert == "SEPMServerCertificateWeakSignature"]
+    assert [f.subject for f in weak] == ["server SEPM1", "server SEPM2"], "server.crt and keystore.jks: one row each"
+    assert all("server.crt and tomcat/etc/keystore.jks are signed with sha1" in f.message for f in weak)
+    seen = exporter.history.servers["SEPM1"].seen_at
+    assert seen is not None and weak[0].since == seen, "since it was seen, not its notBefore of 3,000 days ago"
+
+
+def test_the_external_url_sets_the_runbook_base(lab: estate.Lab) -> None:
+    config = load_config(lab.config_path)
+    assert external_url(config, "127.0.0.1:10877", 10877, tls=False) == "http://127.0.0.1:10877"
+    assert external_url(config, "[::1]:10877", 10877, tls=True) == "https://[::1]:10877"
+    args = parse_args(["serve", "--config", str(lab.config_path), "--web.external-url", "https://sepm.example/exporter/"])
+    flagged = effective_config(args)
+    assert external_url(flagged, ":10877", 10877, tls=False) == "https://sepm.example/exporter"
+    bad = parse_args(["serve", "--config", str(lab.config_path), "--web.external-url", "ftp://x"])
+    with pytest.raises(ConfigError) as refused:
+        effective_config(bad)
+    assert refused.value.problems == ["--web.external-url: must be an http:// or https:// URL with a host and no query, "
+                                      "got 'ftp://x'"]

@@ -14,6 +14,11 @@ import pytest
 from conftest import one
 from helpers import free_port, get, start_exporter, stop
 from sepm_exporter.lab import estate, pki
+from sepm_exporter.runtime import Exporter
+from sepm_exporter.serving import landing, runbooks
+from sepm_exporter.serving.web import WebServer
+from sepm_exporter.settings.config import load_config
+from sepm_exporter.settings.webconfig import load_web_config
 
 
 def test_endpoints_and_clean_sigterm(lab: estate.Lab, tmp_path: Path) -> None:
@@ -160,3 +165,37 @@ def test_send_parts_delivers_every_byte_in_order_across_partial_sends() -> None:
     reader.join(30)
     right.close()
     assert bytes(received) == b"".join(parts)
+
+
+def test_runbooks_are_served_under_the_same_auth(tmp_path: Path) -> None:
+    """Every alert's runbook at /runbooks/<alert>, rendered, and refused without credentials when auth is on."""
+    lab = estate.init(tmp_path / "lab", groups=1, clients=1)
+    exporter = Exporter(load_config(lab.config_path))
+    exporter.full_scan()
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  oncall: '{hashed}'\n", encoding="utf-8")
+    server = WebServer(exporter, load_web_config(tmp_path / "web.yml"), "127.0.0.1:0", "/metrics")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/runbooks/SEPMClientServerKeyUntrusted"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert refused.value.code == 401
+        auth = {"Authorization": "Basic " + base64.b64encode(b"oncall:pw").decode()}
+        for name in runbooks.names():
+            page = urllib.request.urlopen(urllib.request.Request(url.rsplit("/", 1)[0] + f"/{name}.md", headers=auth),
+                                          timeout=5).read().decode()
+            assert f"<h1>{name}</h1>" in page and "<h2>Fix</h2>" in page, name
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(urllib.request.Request(url + "/../../../etc/passwd", headers=auth), timeout=5)
+        assert missing.value.code == 404
+    finally:
+        server.close()
+    assert "break-all" not in landing.CSS and "break-all" not in runbooks.CSS, "words never broken mid-word"
+
+
+def test_markdown_is_escaped_and_runbook_links_stay_here() -> None:
+    html = runbooks.render("# T\n\nSee [X](SEPMServerKeyChanged.md) and <script>alert(1)</script> `a<b`\n\n"
+                           "| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert '<a href="/runbooks/SEPMServerKeyChanged">X</a>' in html and "<script>" not in html
+    assert "<code>a&lt;b</code>" in html and "<td>1</td><td>2</td>" in html
