@@ -104,9 +104,10 @@ def test_config_problems(tmp_path: Path) -> None:
     mistyped.write_text("server:\n  - name: SEPM1\n    root: /x\nclient:\n  - collection: /y\n", encoding="utf-8")
     result = run("check", "--config", str(mistyped))
     assert result.returncode == 1 and "Traceback" not in result.stderr
+    allowed = "allowed: clients, external_url, max_file_bytes, probe, servers, state_file, watch"
     assert result.stderr.splitlines() == [
-        "config error: server: unknown key (did you mean servers? allowed: clients, max_file_bytes, probe, servers, state_file, watch)",
-        "config error: client: unknown key (did you mean clients? allowed: clients, max_file_bytes, probe, servers, state_file, watch)",
+        f"config error: server: unknown key (did you mean servers? {allowed})",
+        f"config error: client: unknown key (did you mean clients? {allowed})",
     ]
     absent = run("check", "--config", str(tmp_path / "absent.yml"))
     assert absent.returncode == 1 and "cannot read the config file" in one_line(absent)
@@ -170,7 +171,12 @@ def test_the_demo_story_as_printed(tmp_path: Path) -> None:
             outputs.append(done.stdout)
         assert "Clients: current 0, stale 0, untrusted 12" in outputs[4], "replicated first: every client untrusted, none stale"
         stranded = outputs[6].splitlines()
-        assert stranded[0] == "client,group_id,status,since,server,group_file" and len(stranded) == 1 + 6
+        assert stranded[0] == "client,group_id,status,since,server,group_file,group_name,note" and len(stranded) == 1 + 6
+        check = next(c for c in commands if " check --config " in c).split(" --stranded")[0]
+        as_json = subprocess.run(["bash", "-c", f"{check} --format json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                 timeout=120)
+        alerts = {f["alert"] for f in json.loads(as_json.stdout)["findings"]}
+        assert "SEPMServedCertificateMismatch" in alerts, "the printed config probes SEPM1's 443 as the page does"
         page = wait_for(lambda: (p := get(f"http://127.0.0.1:{port}/").decode()) and 'data-state="current"><b>6<' in p and p,
                         timeout=30)
         assert 'data-state="untrusted"><b>6<' in page
