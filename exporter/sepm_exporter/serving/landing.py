@@ -151,7 +151,8 @@ def _banner(found: list[Row], untrusted: int) -> str:
 def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
     out = []
     for s in lines:
-        days = "&ndash;" if s.expires_in_days is None else f"{s.expires_in_days:.0f}"
+        days = ("&ndash;" if s.expires_in_days is None else f"{s.expires_in_days:.0f}" if s.expires_in_days >= 0
+                else "expired")
         days_class = "bad" if s.expires_in_days is not None and s.expires_in_days < 30 else ""
         weak = s.signature_hash in ("sha1", "md5", "md2", "md4")
         changed_at = report.key_changed.get(s.server)
