@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_flags(health)
     health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     check.add_argument("--renewal", metavar="SERVER[,SERVER...]",
-                       help="what-if: renewing these servers with a new key now; exit 2 when anything is critical or it would strand a client")
+                       help="what-if: renewing these servers with a new key now; exit 2 when anything is critical "
+                       "or it would strand a client")
     textfile = commands.add_parser("textfile", help="write the exposition for a textfile collector")
     _add_config_flags(textfile)
     textfile.add_argument("--output", type=Path, required=True, help="target file, ending in .prom")
