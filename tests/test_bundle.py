@@ -184,6 +184,9 @@ def test_native_bundle_installs_offline_into_a_bare_venv_that_checks_a_foreign_t
     editable = run(str(python), "-m", "pip", "show", "-f", "sepm-exporter").stdout
     assert "__editable__" not in editable and f"Version: {__version__}" in editable
     assert run(str(exe), "--version").stdout.strip() == f"sepm-exporter {__version__}"
+    served = run(str(python), "-c", "from sepm_exporter.serving import runbooks; print(runbooks.folder()); "
+                 "print(runbooks.page('/runbooks/SEPMServerKeyChanged')[0])").stdout.split()
+    assert Path(served[0]).is_relative_to(venv) and served[1] == "200", served  # the runbooks come with the wheel
 
     config, certificate = _foreign_tree(tmp_path / "tree")
     check = run(str(exe), "check", "--config", str(config), "--format", "json")
@@ -212,6 +215,8 @@ def test_the_wheel_ships_the_license_and_the_one_version(windows_bundle: Path) -
         metadata = archive.read(f"{info}/METADATA").decode("utf-8")
         assert f"\nVersion: {__version__}\n" in metadata and "\nLicense-Expression: Apache-2.0\n" in metadata
         assert not [n for n in archive.namelist() if n.startswith(("tests/", "bench/", "scripts/"))]
+        shipped = {n.rsplit("/", 1)[1] for n in archive.namelist() if n.startswith("sepm_exporter/serving/runbooks/")}
+        assert shipped == {p.name for p in (ROOT / "docs" / "runbooks").glob("*.md")}, "the exporter serves them from the wheel"
 
 
 def test_the_same_sources_build_the_same_wheel(windows_bundle: Path, native_bundle: Path) -> None:
