@@ -238,7 +238,7 @@ def advice(lines: tuple[ServerPlan, ...], everything: WhatIf) -> str:
     done = [p for p in lines if p.rollout.changed_at is not None and p.rollout.total and p.rollout.share >= 1.0]
     pending = [p for p in lines if p not in rolling and p not in done]
     if rolling:
-        progress = ", ".join(f"{p.rollout.server}'s new key is in {p.rollout.holding} of {p.rollout.total} clients "
+        progress = ", ".join(f"{p.rollout.server}'s new key is in {p.rollout.holding} of {_count(p.rollout.total)} "
                              f"({p.rollout.share:.0%})" for p in rolling)
         then = (f"; renewing {_names_of(pending)} becomes safe when the rollout reaches 100 % (its stranded figure "
                 "falls to 0)") if pending else "; wait until it reaches 100 %"

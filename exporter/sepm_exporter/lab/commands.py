@@ -192,7 +192,8 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
     elif args.step == "replicate":
         print(f"{lab.replicate(args.source, args.target)} files replicated")
     elif args.step == "pull":
-        print(f"{len(lab.pull(args.share, args.server, args.group))} clients pulled")
+        pulled = len(lab.pull(args.share, args.server, args.group))
+        print(f"{pulled} client{'s' if pulled != 1 else ''} pulled")
     elif args.step == "drift":
         print(lab.drift(args.server, args.group, args.heartbeat))
     elif args.step == "add-group":

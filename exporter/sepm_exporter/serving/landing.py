@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from sepm_exporter import __version__
 from sepm_exporter.judge.clients import ClientStatus
-from sepm_exporter.judge.findings import ServerLine, Severity
+from sepm_exporter.judge.findings import ServerLine, Severity, plural
 from sepm_exporter.judge.remediation import Row
 from sepm_exporter.judge.renewal import WhatIf, now_safe
 from sepm_exporter.runtime import Exporter, Report
@@ -160,7 +160,7 @@ def _servers(lines: list[ServerLine], report: Report, now: float) -> str:
         rollout = next((p.rollout for p in report.plan.servers if p.rollout.server == s.server), None) if report.plan else None
         if changed_at is not None and rollout is not None and rollout.total:
             done = "every client seen embeds it" if rollout.share >= 1.0 else f"{rollout.share:.0%} of the clients embed it"
-            changed += f"; new key in {rollout.holding} of {rollout.total} clients ({done})"
+            changed += f"; new key in {rollout.holding} of {plural(rollout.total, 'client')} ({done})"
         out.append(
             f"<tr><td>{_e(s.server)}</td><td>{_e(s.site) or DASH}</td>"
             f"<td class=\"{'good' if s.root_up else 'bad'}\">{'up' if s.root_up else 'DOWN'}</td>"
@@ -220,7 +220,7 @@ def _plan(report: Report, now: float) -> str:
     rows = []
     for p in plan.servers:
         w, roll = p.what_if, p.rollout
-        rollout = (f"{roll.holding} of {roll.total} clients ({roll.share:.0%}) since {_e(_when(roll.changed_at, now))}"
+        rollout = (f"{roll.holding} of {plural(roll.total, 'client')} ({roll.share:.0%}) since {_e(_when(roll.changed_at, now))}"
                    if roll.changed_at is not None else DASH)
         rows.append(
             f'<tr data-server="{_e(w.servers[0])}"><td>{_e(w.servers[0])}</td><td class="num">{_stranded(w)}</td>'
