@@ -66,7 +66,7 @@ def test_text_renewal_during_an_outage_never_reads_safe(lab: estate.Lab) -> None
     result = check(lab.config_path, "--renewal", "SEPM1")
     assert result.returncode == 2
     assert "(safe)" not in result.stdout and "strands no client" not in result.stdout
-    assert "Renewing SEPM1 with a new key now would strand 0 clients more (outage)" in result.stdout
+    assert "Renewing SEPM1 with a new key now would strand 0 more clients (outage)" in result.stdout
     assert "outage now: 12 clients already trust no current key and cannot connect" in result.stdout
 
 

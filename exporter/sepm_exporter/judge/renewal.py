@@ -214,8 +214,9 @@ def plan(held: list[Holding], basis: TrustBasis, keys: Mapping[str, str], histor
     return RenewalPlan(tuple(lines), everything, order, advice(tuple(lines), everything))
 
 
-def _count(n: int) -> str:
-    return f"{n} client" if n == 1 else f"{n} clients"
+def _count(n: int, more: bool = False) -> str:
+    """"1 client", "3 clients"; `more`: "3 more clients" (beside the ones stranded already)."""
+    return f"{n} {'more ' if more else ''}client{'s' if n != 1 else ''}"
 
 
 def _names_of(plans: Iterable[ServerPlan]) -> str:
@@ -352,17 +353,16 @@ def render_plan(found: RenewalPlan) -> list[str]:
     for p in found.servers:
         w = p.what_if
         unknown = f", {w.unknown_count} unknown" if w.unknown_count else ""
-        more = " more" if w.already_count else ""
-        out.append(f"  {w.servers[0]}: {_count(w.stranded_count)}{more} stranded{unknown}{_already(w)} ({w.status})")
+        out.append(f"  {w.servers[0]}: {_count(w.stranded_count, bool(w.already_count))} stranded{unknown}{_already(w)} "
+                   f"({w.status})")
         if p.rollout.changed_at is not None:
             complete = ": complete" if p.rollout.total and p.rollout.share >= 1.0 else ""
             out.append(f"    rollout of its new key: {p.rollout.holding} of {_count(p.rollout.total)} "
                        f"({p.rollout.share:.0%}){complete}")
         out.append(f"    alternative: {p.keep_key}")
     unknown = f", {e.unknown_count} unknown" if e.unknown_count else ""
-    more = " more" if e.already_count else ""
-    out.append(f"  all at once ({', '.join(e.servers)}): {_count(e.stranded_count)}{more} stranded{unknown}{_already(e)} "
-               f"({e.status})")
+    out.append(f"  all at once ({', '.join(e.servers)}): {_count(e.stranded_count, bool(e.already_count))} stranded"
+               f"{unknown}{_already(e)} ({e.status})")
     out.append(f"  safe order: {found.advice}")
     out += [f"  {line}" for line in now_safe(found)]
     out.append(f"  note: {found.caveat}")
@@ -372,8 +372,8 @@ def render_plan(found: RenewalPlan) -> list[str]:
 def render_what_if(found: WhatIf) -> list[str]:
     """`check --renewal`: the what-if for the named servers."""
     names = ", ".join(found.servers)
-    more = " more" if found.already_count else ""
-    lines = [f"Renewing {names} with a new key now would strand {_count(found.stranded_count)}{more} ({found.status})"]
+    lines = [f"Renewing {names} with a new key now would strand {_count(found.stranded_count, bool(found.already_count))} "
+             f"({found.status})"]
     if found.already_count:
         lines.append(f"  outage now: {_count(found.already_count)} already {_trust(found.already_count)} no current key "
                      "and cannot connect")
