@@ -3,13 +3,20 @@
 Each client's lines are written here, directly and only here: a cold scan renders 100,000 of
 them, so most of each line is built once per (file, verdict) and shared by every client holding
 that file. `metrics/rendered.py` keeps the lines in blocks; it never builds a client series itself.
+
+Which clients are written at all is `metrics/client_series.py`'s choice. In `problems` mode a
+client is written with its `sepm_client_sylink_info` (its group and file) and the one series that
+says what is wrong: `sepm_client_server_key_trusted` when it is untrusted (0) or unknown (-1),
+`sepm_client_sylink_stale_since_timestamp_seconds` when it is stale; an unmatched client has its
+info line alone (no group). Two series at most: 10,000 stranded clients stay 20,000 series.
 """
 
 from __future__ import annotations
 
 import functools
 
-from sepm_exporter.judge.clients import ClientVerdict
+from sepm_exporter.judge.clients import ClientStatus, ClientVerdict
+from sepm_exporter.metrics.client_series import Mode
 from sepm_exporter.metrics.exposition import escape_label, format_value
 from sepm_exporter.metrics.family import Family
 from sepm_exporter.sources.inventory import ClientState
@@ -52,14 +59,25 @@ def _shared(sha256: str, canonical: str, verdict: ClientVerdict | None) -> tuple
     return info, current, stale, trusted
 
 
-def chunks(name: str, client: ClientState, verdict: ClientVerdict | None) -> tuple[bytes, ...]:
+def chunks(name: str, client: ClientState, verdict: ClientVerdict | None, mode: Mode = Mode.ALL) -> tuple[bytes, ...]:
     """One client's lines, one chunk per family in `NAMES` order (b"" where the client has no series)."""
     facts = client.sylink.facts
     mtime = client.sylink.mtime
-    if facts is None or mtime is None:
+    if facts is None or mtime is None or mode is Mode.NONE:
         return EMPTY
     info, current, stale, trusted = _shared(facts.sha256, facts.canonical_sha256, verdict)
     who = f'{{client="{_text(name)}"'
+    if mode is Mode.PROBLEMS:
+        status = verdict.status if verdict is not None else None
+        return (
+            f"sepm_client_sylink_info{who}{info}".encode("utf-8", "replace"),
+            b"",
+            b"",
+            f"sepm_client_sylink_stale_since_timestamp_seconds{who}{stale}".encode("utf-8", "replace")
+            if stale and status is ClientStatus.STALE else b"",
+            f"sepm_client_server_key_trusted{who}{trusted}".encode("utf-8", "replace")
+            if trusted and status in (ClientStatus.UNTRUSTED, ClientStatus.UNKNOWN) else b"",
+        )
     return (
         f"sepm_client_sylink_info{who}{info}".encode("utf-8", "replace"),
         f"sepm_client_sylink_modified_timestamp_seconds{who}}} {format_value(mtime)}\n".encode("utf-8", "replace"),

@@ -37,6 +37,11 @@ FAMILIES: tuple[Family, ...] = (
            "SyLink.xml parses asked of the content cache, by result (hit: same bytes parsed before; miss)."),
     Family("sepm_exporter_state_file_ok", "gauge", (),
            "1 when the state file was loaded (or absent) and last saved without error, else 0."),
+    Family("sepm_exporter_client_series", "gauge", (),
+           "Per-client series published now (clients.series chooses the clients, clients.series_limit bounds them)."),
+    Family("sepm_exporter_client_series_dropped", "gauge", (),
+           "Per-client series left out because clients.series_limit was reached; the report, the page and "
+           "check --stranded still name those clients."),
 )
 
 
@@ -53,6 +58,8 @@ class SelfStats:
     root_scans: dict[tuple[str, str], RootScan] = field(default_factory=dict)  # (server, client_root) -> scan
     cache_hits: int = 0
     cache_misses: int = 0
+    client_series: int = 0
+    client_series_dropped: int = 0
 
 
 def samples(inventory: Inventory, stats: SelfStats, problems: list[FileProblem]) -> dict[str, list[Sample]]:
@@ -84,4 +91,6 @@ def samples(inventory: Inventory, stats: SelfStats, problems: list[FileProblem])
     out["sepm_exporter_parse_cache_requests_total"].extend([(("hit",), float(stats.cache_hits)),
                                                             (("miss",), float(stats.cache_misses))])
     out["sepm_exporter_state_file_ok"].append(((), 1.0 if stats.state_file_ok else 0.0))
+    out["sepm_exporter_client_series"].append(((), float(stats.client_series)))
+    out["sepm_exporter_client_series_dropped"].append(((), float(stats.client_series_dropped)))
     return out

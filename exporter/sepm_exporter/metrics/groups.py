@@ -35,8 +35,13 @@ FAMILIES: tuple[Family, ...] = (
            "When SEPM says the group's profile last changed (index2.xml LastModifiedTime, milliseconds in the file)."),
     Family("sepm_group_clients", "gauge", ("group_id", "state", "group_set"),
            "Clients per group and state (current, stale, untrusted, unknown, unmatched); shared files count under the lead group."),
+    Family("sepm_group_stale_file_clients", "gauge", ("group_id", "group_set", "canonical_sha256"),
+           "Clients holding an older version of the group's file (untrusted ones included), per version held."),
+    Family("sepm_group_stale_file_since_timestamp_seconds", "gauge", ("group_id", "group_set", "canonical_sha256"),
+           "When the group's server-side file moved on from that version."),
 )
-FILE_FAMILIES = tuple(f.name for f in FAMILIES if f.name != "sepm_group_clients")
+CLIENT_FAMILIES = ("sepm_group_clients", "sepm_group_stale_file_clients", "sepm_group_stale_file_since_timestamp_seconds")
+FILE_FAMILIES = tuple(f.name for f in FAMILIES if f.name not in CLIENT_FAMILIES)
 
 
 def samples(inventory: Inventory, derived: Derived) -> dict[str, list[Sample]]:
@@ -95,3 +100,21 @@ def client_counts(counts: Mapping[tuple[str, str, str], int]) -> dict[str, list[
                                    for (group_id, group_set, state), count in sorted(counts.items())]}
 
 
+
+
+StaleKey = tuple[str, str, str, float]  # (group_id, group_set, canonical hash held, stale since)
+
+
+def stale_files(tallies: Mapping[StaleKey, int]) -> dict[str, list[Sample]]:
+    """Stale clients per group and version held: what the stale alert counts, in every `clients.series` mode.
+
+    One series pair per (group, older version still held), not per client: a renewal that leaves
+    half an estate behind adds a pair per group.
+    """
+    clients: list[Sample] = []
+    since: list[Sample] = []
+    for (group_id, group_set, canonical, stale_since), count in sorted(tallies.items()):
+        if count:
+            clients.append(((group_id, group_set, canonical), float(count)))
+            since.append(((group_id, group_set, canonical), stale_since))
+    return {"sepm_group_stale_file_clients": clients, "sepm_group_stale_file_since_timestamp_seconds": since}

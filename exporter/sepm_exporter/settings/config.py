@@ -16,6 +16,8 @@ from sepm_exporter.sepm.xmlsafe import DEFAULT_MAX_BYTES
 from sepm_exporter.settings.text import decode_settings
 
 WATCH_MODES = ("auto", "events", "poll")
+CLIENT_SERIES = ("problems", "all", "none")  # which clients get series of their own (metrics/client_series.py)
+DEFAULT_CLIENT_SERIES_LIMIT = 20_000
 
 
 class ConfigError(Exception):
@@ -102,6 +104,8 @@ class Config:
     probe_interval: float = 60.0
     probe_timeout: float = 5.0
     external_url: str = ""  # where users reach this exporter (a proxy's URL); "" = http(s)://<host>:<port>
+    client_series: str = "problems"  # problems: only clients that need action; all: every client; none
+    client_series_limit: int = DEFAULT_CLIENT_SERIES_LIMIT  # the most per-client series published at once
 
 
 _TOP_KEYS = {
@@ -287,17 +291,58 @@ def _api(raw: Any, where: str, problems: list[str]) -> ApiConfig | None:
     )
 
 
-def _clients(raw: Any, problems: list[str]) -> tuple[tuple[ClientCollection, ...], tuple[ClientFile, ...]]:
+_CLIENTS_KEYS = {"sources", "series", "series_limit"}
+
+
+def _client_settings(raw: Any, problems: list[str]) -> tuple[Any, dict[str, Any]]:
+    """`clients:` is a list of sources, or a mapping with `sources` and the series settings.
+
+    The list form is the contract's; the mapping form adds `series` and `series_limit` beside it.
+    """
+    if not isinstance(raw, dict):
+        return raw, {}
+    _unknown(raw, _CLIENTS_KEYS, "clients.", problems)
+    settings: dict[str, Any] = {}
+    if "series" in raw:
+        if raw["series"] not in CLIENT_SERIES:
+            problems.append(f"clients.series: must be one of {', '.join(CLIENT_SERIES)}")
+        else:
+            settings["client_series"] = raw["series"]
+    if "series_limit" in raw:
+        limit = _expect_integer(raw["series_limit"], "clients.series_limit", problems)
+        if limit is not None:
+            settings["client_series_limit"] = limit
+    sources = raw.get("sources", [])
+    if sources is None:
+        sources = []
+    if not isinstance(sources, list):
+        problems.append("clients.sources: must be a list")
+        sources = []
+    return sources, settings
+
+
+def _expect_integer(value: Any, where: str, problems: list[str], minimum: int = 0) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{where}: must be a whole number, got {type(value).__name__}")
+        return None
+    if value < minimum:
+        problems.append(f"{where}: must be at least {minimum}")
+        return None
+    return value
+
+
+def _clients(raw: Any, problems: list[str], where_list: str = "clients"
+             ) -> tuple[tuple[ClientCollection, ...], tuple[ClientFile, ...]]:
     if raw is None:
         return (), ()
     if not isinstance(raw, list):
-        problems.append("clients: must be a list")
+        problems.append("clients: must be a list of sources, or a mapping with sources, series and series_limit")
         return (), ()
     collections: list[ClientCollection] = []
     files: list[ClientFile] = []
     names: set[str] = set()
     for i, item in enumerate(raw):
-        where = f"clients[{i}]"
+        where = f"{where_list}[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{where}: must be a mapping with collection, or name and file")
             continue
@@ -360,6 +405,15 @@ def with_overrides(config: Config, overrides: dict[str, tuple[str, Any]]) -> Con
             url = _external_url(value, flag, problems)
             if url:
                 kwargs[field_name] = url
+        elif field_name == "client_series":
+            if value not in CLIENT_SERIES:
+                problems.append(f"{flag}: must be one of {', '.join(CLIENT_SERIES)}")
+            else:
+                kwargs[field_name] = value
+        elif field_name == "client_series_limit":
+            limit = _expect_integer(value, flag, problems)
+            if limit is not None:
+                kwargs[field_name] = limit
         elif field_name in _WATCH_MINIMUMS:
             number = _expect_number(value, flag, problems, _WATCH_MINIMUMS[field_name])
             if number is not None:
@@ -382,10 +436,11 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
         raise ConfigError(["(top level): must be a mapping"])
     mistyped = _unknown(raw, _TOP_KEYS, "", problems)
     servers = _servers(raw.get("servers"), problems)
-    collections, files = _clients(raw.get("clients"), problems)
+    sources, client_settings = _client_settings(raw.get("clients"), problems)
+    collections, files = _clients(sources, problems, "clients.sources" if isinstance(raw.get("clients"), dict) else "clients")
     state_text = _expect_str(raw.get("state_file"), "state_file", problems, required=False)
     config = Config(servers=servers, collections=collections, client_files=files)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(client_settings)
     if state_text:
         kwargs["state_file"] = Path(state_text)
     if "max_file_bytes" in raw:
