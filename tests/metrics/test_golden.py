@@ -5,10 +5,14 @@ What the lab makes at random (keys, serials, dates, its temporary folder) is nor
 SHA-256 becomes a numbered placeholder (the same hash, the same number, so key identities still
 show), times and durations become `<time>` and `<seconds>`. Regenerate after an intended change
 with `SEPM_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/metrics/test_golden.py` and review the diff.
+
+Each story is kept for two `clients.series` modes: `golden/problems/` (the default: only clients that
+need action are named) and `golden/all/` (every client, the exposition before the choice existed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -59,19 +63,21 @@ def normalise(text: str, lab_dir: Path) -> str:
 STORIES: dict[str, tuple[Step, ...]] = {"incident": INCIDENT, "keep-key": KEEP_KEY}
 
 
+@pytest.mark.parametrize("mode", ["problems", "all"])
 @pytest.mark.parametrize("story", sorted(STORIES))
-def test_exposition_after_each_step_equals_its_golden_file(tmp_path: Path, story: str) -> None:
+def test_exposition_after_each_step_equals_its_golden_file(tmp_path: Path, story: str, mode: str) -> None:
     lab = estate.init(tmp_path / "lab", groups=2, clients=4, heartbeat_seconds=300)
     steps: list[tuple[str, object]] = [("start", None), *STORIES[story]]
     update = os.environ.get("SEPM_UPDATE_GOLDEN") == "1"
     for number, (_title, action) in enumerate(steps):
         if callable(action):
             action(lab)
-        exporter = Exporter(load_config(lab.config_path))
+        exporter = Exporter(dataclasses.replace(load_config(lab.config_path), client_series=mode))
         exporter.full_scan()
         text = normalise(exporter.exposition.decode("utf-8"), lab.directory)
-        golden = GOLDEN / f"{story}-{number}.prom"
+        golden = GOLDEN / mode / f"{story}-{number}.prom"
         if update:
+            golden.parent.mkdir(exist_ok=True)
             golden.write_text(text, encoding="utf-8")
         assert golden.exists(), f"{golden.name} missing: run with SEPM_UPDATE_GOLDEN=1 and review it"
         assert text == golden.read_text(encoding="utf-8"), f"{story} step {number} ({_title}) changed: review and regenerate"

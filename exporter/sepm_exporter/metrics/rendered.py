@@ -58,6 +58,7 @@ class Rendered:
         self.block_text: list[tuple[bytes, ...]] = []  # block -> one joined chunk per client family
         self._block_deflated: list[tuple[bytes, ...] | None] = []
         self.dirty: set[int] = set()
+        self._room: set[int] = set()  # blocks before the last that clients have left room in
         self._headers_deflated = {name: _deflate(text) for name, text in _HEADERS.items()}
         self._crc_trail: list[tuple[bytes, int]] = []  # each part of the last publish, and the CRC after it
 
@@ -78,22 +79,39 @@ class Rendered:
             self.dirty.update({block_of[name] for name in names if name in block_of})
         start = 0
         while start < len(new):
-            if not self.blocks or len(self.blocks[-1]) >= BLOCK_SIZE:
-                self.blocks.append({})
-                self.block_text.append(_EMPTY)
-                self._block_deflated.append(None)
-            block = len(self.blocks) - 1
+            block = self._block_with_room()
             piece = new[start:start + BLOCK_SIZE - len(self.blocks[block])]
             self.blocks[block].update(dict.fromkeys(piece))
             block_of.update(dict.fromkeys(piece, block))
             self.dirty.add(block)
             start += len(piece)
 
+    def _block_with_room(self) -> int:
+        """The last block while it has room, else an earlier one that clients left, else a new one.
+
+        Clients come and go with `clients.series` (a client is shown while it needs action): reusing
+        the room they leave keeps the number of blocks bounded by the clients shown, not by history.
+        """
+        blocks = self.blocks
+        if blocks and len(blocks[-1]) < BLOCK_SIZE:
+            return len(blocks) - 1
+        while self._room:
+            block = min(self._room)
+            if len(blocks[block]) < BLOCK_SIZE:
+                return block
+            self._room.discard(block)
+        blocks.append({})
+        self.block_text.append(_EMPTY)
+        self._block_deflated.append(None)
+        return len(blocks) - 1
+
     def drop_client(self, name: str) -> None:
         block = self.block_of.pop(name, None)
         if block is not None:
             del self.blocks[block][name]
             self.dirty.add(block)
+            if block != len(self.blocks) - 1:
+                self._room.add(block)
 
     def rebuild(self) -> None:
         """Render the marked blocks; the others keep their bytes and gzip.

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, TrustBasis, classify, embedded, group_counts
+from sepm_exporter.metrics.groups import StaleKey
 from sepm_exporter.sepm.sylink import SyLinkFacts
 from sepm_exporter.sources.inventory import ClientState
 
@@ -14,7 +15,7 @@ from sepm_exporter.sources.inventory import ClientState
 class Judged:
     """What one judging step changed, for the publisher (series) and the problem log."""
 
-    touched: list[str] = field(default_factory=list)  # clients whose series are (re)rendered
+    touched: list[tuple[list[str], ClientVerdict]] = field(default_factory=list)  # clients judged, with their verdict
     dropped: list[str] = field(default_factory=list)  # clients with no verdict now: no series
     check: set[str] = field(default_factory=set)  # clients whose file problems to look at again
 
@@ -30,6 +31,7 @@ class ClientBook:
     def __init__(self) -> None:
         self.verdicts: dict[str, ClientVerdict] = {}  # client -> verdict
         self.counts: dict[tuple[str, str, str], int] = {}  # (group, group set, state) -> clients
+        self.stale: dict[StaleKey, int] = {}  # (group, group set, version held, stale since) -> clients
         self.canonical_of: dict[str, str] = {}  # client -> canonical hash of its file
         self.by_canonical: dict[str, set[str]] = {}  # canonical hash -> clients holding it
         self.index: GroupIndex | None = None
@@ -95,7 +97,10 @@ class ClientBook:
             self.counts[key] = self.counts.get(key, 0) + len(held)
             self.canonical_of.update(dict.fromkeys(held, facts.canonical_sha256))
             self.by_canonical.setdefault(facts.canonical_sha256, set()).update(held)
-            out.touched.extend(held)
+            if verdict.stale_since is not None:
+                stale = (verdict.group_id, verdict.group_set, facts.canonical_sha256, verdict.stale_since)
+                self.stale[stale] = self.stale.get(stale, 0) + len(held)
+            out.touched.append((held, verdict))
             if facts.problems:
                 out.check.update(held)
         return out
@@ -116,9 +121,15 @@ class ClientBook:
             return
         for name in [n for n in names if n in canonical_of or n in verdicts]:
             old = verdicts.pop(name, None)
+            old_canonical = canonical_of.pop(name, None)
             if old is not None:
                 self.counts[(old.group_id, old.group_set, old.status.value)] -= 1
-            old_canonical = canonical_of.pop(name, None)
+                if old.stale_since is not None and old_canonical is not None:
+                    stale = (old.group_id, old.group_set, old_canonical, old.stale_since)
+                    if self.stale[stale] > 1:
+                        self.stale[stale] -= 1
+                    else:
+                        del self.stale[stale]
             if old_canonical is not None:
                 holders = self.by_canonical[old_canonical]
                 holders.discard(name)

@@ -23,6 +23,7 @@ from sepm_exporter.judge.parity import current_server_keys, group_copies, replic
 from sepm_exporter.judge.problems import client_failing, server_failing
 from sepm_exporter.judge.renewal import WhatIf
 from sepm_exporter.metrics import clients as client_metrics
+from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
 from sepm_exporter.metrics import keystore as keystore_metrics
@@ -78,7 +79,8 @@ class Exporter:
         self.last_change = 0.0  # when a refresh last found a file changed, gone or new (the page says so)
         self.ready = False  # /-/ready: set once the first scan's results are published
         self._scanned = False  # sepm_exporter_ready: set just before they are rendered
-        self.publisher = Publisher(self._chunks)
+        self.series_mode = Mode(config.client_series)
+        self.publisher = Publisher(self._chunks, Selection(self.series_mode, config.client_series_limit))
         self._render_self()
         self.publisher.publish()
         self._report: Report | None = None
@@ -243,6 +245,7 @@ class Exporter:
             if rejudge or changes.servers:
                 self.derived.group_counts = self.book.group_counts()
                 self.publisher.set_families(group_metrics.client_counts(self.derived.group_counts))
+                self.publisher.set_families(group_metrics.stale_files(self.book.stale))
                 self._render_renewal()
             if dirty:
                 self.store.save()
@@ -261,9 +264,7 @@ class Exporter:
         """These clients judged again: their series re-rendered or dropped, their file problems looked at."""
         inventory = self.scanner.inventory
         judged = self.book.judge(names, inventory.clients)
-        self.publisher.touch_clients(judged.touched)
-        for name in judged.dropped:
-            self.publisher.drop_client(name)
+        self.publisher.clients(judged.touched, judged.dropped)
         check = judged.check
         if inventory.duplicates:
             check.update(names & inventory.duplicates.keys())
@@ -277,12 +278,15 @@ class Exporter:
         self.publisher.set_families(renewal_metrics.samples(found))
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:
-        return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name))
+        return client_metrics.chunks(name, self.scanner.inventory.clients[name], self.derived.verdicts.get(name),
+                                     self.series_mode)
 
     def _render_self(self) -> None:
         with self._counters:
             events = dict(self.events)
         cache = self.scanner.parse_cache
+        selection = self.publisher.selection
         stats = self_metrics.SelfStats(self._scanned, self.scan_duration, self.last_scan, events, dict(self.errors_total),
-                                       self.store.ok, dict(self.scanner.root_scans), cache.hits, cache.misses)
+                                       self.store.ok, dict(self.scanner.root_scans), cache.hits, cache.misses,
+                                       selection.used, selection.dropped)
         self.publisher.set_families(self_metrics.samples(self.scanner.inventory, stats, self.problems.rows()))

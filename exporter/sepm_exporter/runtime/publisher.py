@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.metrics import servers as server_metrics
+from sepm_exporter.metrics.client_series import Selection
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
 
@@ -20,8 +22,9 @@ class Publisher:
     exporter's writer calls in; readers take `published` without a lock.
     """
 
-    def __init__(self, client_chunks: Callable[[str], tuple[bytes, ...]]) -> None:
+    def __init__(self, client_chunks: Callable[[str], tuple[bytes, ...]], selection: Selection) -> None:
         self.rendered = Rendered(client_chunks)
+        self.selection = selection  # which clients have series of their own (clients.series, series_limit)
         self._own: dict[str, list[Sample]] = {}  # each family's samples from its own area
         self._contributed: dict[str, dict[str, list[Sample]]] = {}  # family -> background source -> samples added
         self.published: Published = self.rendered.publish()
@@ -51,11 +54,25 @@ class Publisher:
                 by_source.pop(source, None)
         self.set_families({name: self._own.get(name, []) for name in families})
 
-    def touch_clients(self, names: list[str]) -> None:
-        self.rendered.touch_clients(names)
+    def clients(self, judged: list[tuple[list[str], ClientVerdict]], gone: list[str]) -> None:
+        """Clients judged again (with their verdicts) and clients with no verdict now: their series follow.
 
-    def drop_client(self, name: str) -> None:
-        self.rendered.drop_client(name)
+        Only the clients the selection shows are rendered; a client moving between healthy and
+        problem, or admitted when another frees room, touches its own block and no other.
+        """
+        rendered, selection = self.rendered, self.selection
+        selection.forget(gone)
+        for name in gone:
+            rendered.drop_client(name)
+        for held, verdict in judged:
+            shown = selection.judge(held, verdict)
+            if shown:
+                rendered.touch_clients(shown)
+        up, down = selection.take_moved()
+        if up:
+            rendered.touch_clients(up)
+        for name in down:
+            rendered.drop_client(name)
 
     def publish(self) -> None:
         """Render what changed and swap the result in."""
