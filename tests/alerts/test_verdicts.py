@@ -47,3 +47,14 @@ def test_alert_subjects_match_the_finding_subjects() -> None:
     assert alert_subject("SEPMSyLinkServerKeyMismatch", {"group_id": "A", "server": "SEPM2"}) == "group A on SEPM2"
     assert alert_subject("SEPMExporterFileErrors", {"client": "WS-1", "file": "WS-1/SyLink.xml"}) == "file WS-1:WS-1/SyLink.xml"
     assert alert_subject("SEPMExporterRootDown", {"client_root": "/srv/sylink"}) == "client root /srv/sylink"
+
+
+TARGET_RULES = ALERTS / "exporter.rules.yml"  # the scrape of the exporter: `check` is the exporter, it has no finding
+
+
+def test_the_rules_about_the_exporters_target_stay_outside_the_table() -> None:
+    groups = yaml.safe_load(TARGET_RULES.read_text(encoding="utf-8"))["groups"]
+    names = {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+    assert {"SEPMExporterDown", "SEPMExporterAbsent"} <= names
+    assert not names & {v.alert for v in VERDICTS}
+    assert TARGET_RULES not in RULES
