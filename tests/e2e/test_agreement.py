@@ -13,11 +13,19 @@ change holds 13.5 s: long enough for a loaded machine to see it on all three sur
 Prometheus scrapes and evaluates every second. The fixed `for:` holds (file errors, roots) are
 set to zero in the test's copy of the rules, on the pager's side only: `check` reports those at
 once by design, and tests/alerts/test_verdicts.py holds the shipped holds equal to the table.
+The rules about the exporter's own target (alerts/exporter.rules.yml) are left out: `check` is the
+exporter and has no finding for its own scrape.
+
+The whole incident runs twice, once per `clients.series` mode that names clients: `problems` (the
+default: series only for the clients that need action) and `all` (every client). The rules count
+from the group families, so they must fire the same in both; in `problems` a healthy client has no
+series at all, and every client a finding names has one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import threading
 import time
@@ -45,6 +53,8 @@ Key = tuple[str, str, str]  # (alert, severity, subject)
 def rules_without_fixed_holds(folder: Path) -> list[Path]:
     out = []
     for path in sorted((TOP / "alerts").glob("*.rules.yml")):
+        if path.name == "exporter.rules.yml":
+            continue
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for group in data["groups"]:
             for rule in group["rules"]:
@@ -58,12 +68,14 @@ def rules_without_fixed_holds(folder: Path) -> list[Path]:
 class Estate:
     """A lab, its exporter (serve) and a Prometheus with the rules; `check` runs on a copy of the state."""
 
-    def __init__(self, folder: Path, groups: int, clients: int, identical: bool) -> None:
+    def __init__(self, folder: Path, groups: int, clients: int, identical: bool, series: str) -> None:
         self.folder = folder
+        self.series = series
         self.lab = estate.init(folder / "lab", groups=groups, clients=clients, heartbeat_seconds=3,
                                identical_groups=identical)
         self.port = free_port()
-        config = dataclasses.replace(load_config(self.lab.config_path), watch_mode="events", debounce=0.05)
+        config = dataclasses.replace(load_config(self.lab.config_path), watch_mode="events", debounce=0.05,
+                                     client_series=series)
         self.served = Exporter(config)
         self.web = WebServer(self.served, WebConfig(), f"127.0.0.1:{self.port}", "/metrics")
         self.web.start()
@@ -95,7 +107,7 @@ class Estate:
 
     def check(self) -> tuple[set[Key], Severity, int]:
         """What `check` says now, on a copy of the serving exporter's state file (it must not write it)."""
-        config = load_config(self.lab.config_path)
+        config = dataclasses.replace(load_config(self.lab.config_path), client_series=self.series)
         state = self.folder / "check-state.json"
         if config.state_file is not None and config.state_file.exists():
             shutil.copyfile(config.state_file, state)
@@ -118,6 +130,7 @@ class Estate:
             names = {k[0] for k in firing}
             if firing == found == page and present <= names and not (absent & names):
                 assert (severity == Severity.CRITICAL) == any(k[1] == "critical" for k in firing)
+                self.named_in_series()
                 self.log.append(f"{step}: agreed after {time.monotonic() - started:.1f} s on {sorted(firing)}")
                 return firing
             if time.monotonic() > deadline:
@@ -126,6 +139,18 @@ class Estate:
                                      f"check says {sorted(found - firing)} that does not fire; "
                                      f"the page differs from the pager by {sorted(page ^ firing)}")
             time.sleep(0.3)
+
+    def named_in_series(self) -> None:
+        """Per-client series follow the mode: every client a finding names has one; in `problems`, no other."""
+        exposition = self.served.exposition.decode("utf-8")
+        with_series = set(re.findall(r'^sepm_client_sylink_info\{client="([^"]*)"', exposition, re.M))
+        named = {c for f in self.served.report().findings for c in f.clients}
+        assert named <= with_series, f"named by a finding without a series: {sorted(named - with_series)}"
+        if self.series == "problems":
+            healthy = {n for n, v in self.served.derived.verdicts.items() if v.status.value == "current"}
+            assert not healthy & with_series, f"healthy clients with series: {sorted(healthy & with_series)}"
+        else:
+            assert with_series == set(self.served.derived.verdicts)
 
     def close(self) -> None:
         self.prometheus.stop()
@@ -194,10 +219,13 @@ def incident(env: Estate) -> None:
     env.settle("a hostile client file", {"SEPMExporterFileErrors"})
 
 
+@pytest.mark.parametrize("series", ["problems", "all"])
 @pytest.mark.parametrize("shapes", [[("one group", 1, 6, False), ("identical groups", 3, 20, True)]], ids=["both estates"])
-def test_pager_and_check_agree_on_every_incident_step(tmp_path: Path, shapes: list[tuple[str, int, int, bool]]) -> None:
+def test_pager_and_check_agree_on_every_incident_step(tmp_path: Path, shapes: list[tuple[str, int, int, bool]],
+                                                      series: str) -> None:
     started = time.monotonic()
-    envs = [Estate(tmp_path / name.replace(" ", "-"), groups, clients, identical) for name, groups, clients, identical in shapes]
+    envs = [Estate(tmp_path / name.replace(" ", "-"), groups, clients, identical, series)
+            for name, groups, clients, identical in shapes]
     errors: list[BaseException] = []
 
     def run(env: Estate) -> Callable[[], None]:
@@ -219,6 +247,6 @@ def test_pager_and_check_agree_on_every_incident_step(tmp_path: Path, shapes: li
             env.close()
     for env in envs:
         print("\n".join(env.log))
-    print(f"agreement on {len(envs)} estates in {time.monotonic() - started:.1f} s")
+    print(f"agreement on {len(envs)} estates ({series}) in {time.monotonic() - started:.1f} s")
     if errors:
         raise errors[0]
