@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sepm_exporter.lab import estate
 from sepm_exporter.runtime import Exporter
-from sepm_exporter.settings.config import load_config
+from sepm_exporter.settings.config import Config, load_config
 
 
 @pytest.fixture
@@ -44,12 +45,21 @@ def one(exposition: bytes, name: str, **labels: str) -> float:
     return found[0][1]
 
 
+def every_client(config: Config) -> Config:
+    """`clients.series: all`: every client has its series, so a test can read any client's lines.
+
+    The default (`problems`: only clients that need action) has its own tests
+    (tests/metrics/test_client_series.py, the goldens in tests/metrics/golden/problems/).
+    """
+    return dataclasses.replace(config, client_series="all")
+
+
 @pytest.fixture
 def scan() -> Callable[[estate.Lab], Exporter]:
-    """A fresh scan of a lab, keeping the state file so key history carries over like a restart."""
+    """A fresh scan of a lab in `all` mode, keeping the state file so key history carries over like a restart."""
 
     def run(lab: estate.Lab) -> Exporter:
-        exporter = Exporter(load_config(lab.config_path))
+        exporter = Exporter(every_client(load_config(lab.config_path)))
         exporter.full_scan()
         return exporter
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import find, samples
+from conftest import every_client, find, samples
 from helpers import as_nobody, free_port, get, wait_for
 from sepm_exporter.lab import estate, hostile
 from sepm_exporter.runtime import Exporter
@@ -143,7 +143,7 @@ def others(lab: estate.Lab, found: Series, owns: Callable[[estate.Lab, str, dict
 
 @pytest.fixture
 def running(lab: estate.Lab) -> Iterator[Exporter]:
-    exporter = Exporter(load_config(lab.config_path))
+    exporter = Exporter(every_client(load_config(lab.config_path)))
     exporter.full_scan()
     yield exporter
 
@@ -284,7 +284,7 @@ def test_unreadable_file_as_an_unprivileged_user() -> None:
         for path in [base, *base.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         config = load_config(lab.config_path)
-        baseline = Exporter(config)
+        baseline = Exporter(every_client(config))
         baseline.full_scan()  # imports everything the child needs while still privileged
         lab.write_hostile("unreadable", client_file(lab))
         text = _scan_as_nobody(config) if os.geteuid() == 0 else _scan(config)
@@ -297,7 +297,7 @@ def test_unreadable_file_as_an_unprivileged_user() -> None:
 
 
 def _scan(config: Config) -> bytes:
-    exporter = Exporter(config)
+    exporter = Exporter(every_client(config))
     exporter.full_scan()
     return exporter.exposition
 
@@ -320,7 +320,7 @@ def test_two_files_claiming_one_client_never_make_a_duplicate_series(lab: estate
         f"  - collection: {json.dumps(str(second))}\n",
     )
     lab.config_path.write_text(text, encoding="utf-8")
-    exporter = Exporter(load_config(lab.config_path))
+    exporter = Exporter(every_client(load_config(lab.config_path)))
     exporter.full_scan()
     text_out = exporter.exposition  # `find` parses it with prometheus_client, which fails on a duplicate
     assert len(find(text_out, "sepm_client_sylink_info", client="WS-0001")) == 1
@@ -368,7 +368,8 @@ class Damage:
 def _series(text: bytes) -> Series:
     """Every series but the exporter's own and the client aggregates (counts that every client moves)."""
     return {k: v for k, v in samples(text).items()
-            if not k[0].startswith(("sepm_exporter_", "process_", "python_", "sepm_renewal_")) and k[0] != "sepm_group_clients"}
+            if not k[0].startswith(("sepm_exporter_", "process_", "python_", "sepm_renewal_", "sepm_group_stale_file_"))
+            and k[0] != "sepm_group_clients"}
 
 
 def _others(found: Series, damages: list[Damage]) -> Series:
@@ -431,7 +432,7 @@ def serving(big_lab: estate.Lab, tmp_path: Path) -> Iterator[tuple[subprocess.Po
     process = subprocess.Popen(
         [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(big_lab.config_path),
          "--web.listen-address", f"127.0.0.1:{port}", "--watch.debounce", "0.05",
-         "--watch.reconcile-interval", "1"],
+         "--watch.reconcile-interval", "1", "--clients.series", "all"],
         stdout=log, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
@@ -459,7 +460,7 @@ def _errors_present(base: str, damages: list[Damage]) -> bytes | None:
 
 
 def _one_shot(config: Path) -> Series:
-    exporter = Exporter(load_config(config))
+    exporter = Exporter(every_client(load_config(config)))
     exporter.full_scan()
     return _series(exporter.exposition)
 
@@ -546,7 +547,8 @@ def test_fifos_at_start_and_in_poll_mode_never_freeze_serve(lab: estate.Lab, tmp
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
-         "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode", "poll", "--watch.poll-interval", "0.2"],
+         "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode", "poll", "--watch.poll-interval", "0.2",
+         "--clients.series", "all"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from sepm_exporter import __version__, logs
-from sepm_exporter.settings.config import WATCH_MODES, Config, ConfigError, load_config, with_overrides
+from sepm_exporter.settings.config import CLIENT_SERIES, WATCH_MODES, Config, ConfigError, load_config, with_overrides
 
 DEFAULT_LISTEN = ":10877"
 log = logging.getLogger("sepm_exporter")
@@ -25,6 +25,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="YAML config file (see README); without it, the local SEPM install is looked for")
     parser.add_argument("--state-file", type=Path, help="override state_file: key and group-version history")
     parser.add_argument("--files.max-bytes", dest="max_bytes", type=int, help="override max_file_bytes (default 4 MiB)")
+    parser.add_argument("--clients.series", dest="client_series", choices=CLIENT_SERIES,
+                        help="which clients get series of their own: problems (default: those that need action), all, none")
+    parser.add_argument("--clients.series-limit", dest="client_series_limit", type=int,
+                        help="override clients.series_limit: the most per-client series (default 20000)")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=("debug", "info", "warn", "error"))
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
 
@@ -138,6 +142,8 @@ _FLAG_SETTINGS = {  # argparse dest -> (Config field, flag as typed)
     "reconcile_interval": ("reconcile_interval", "--watch.reconcile-interval"),
     "debounce": ("debounce", "--watch.debounce"),
     "external_url": ("external_url", "--web.external-url"),
+    "client_series": ("client_series", "--clients.series"),
+    "client_series_limit": ("client_series_limit", "--clients.series-limit"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from conftest import find
+from conftest import every_client, find
 from sepm_exporter.judge.clients import TrustBasis, set_label, trust
 from sepm_exporter.judge.findings import findings
 from sepm_exporter.lab import estate
@@ -15,7 +15,7 @@ from sepm_exporter.settings.config import load_config
 
 
 def scan(config: Path) -> Exporter:
-    exporter = Exporter(load_config(config))
+    exporter = Exporter(every_client(load_config(config)))  # reads healthy clients' lines too
     exporter.full_scan()
     return exporter
 

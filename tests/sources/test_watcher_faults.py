@@ -53,7 +53,7 @@ def settled(port: int) -> bytes:
 @pytest.mark.parametrize("mode", ["events", "poll"])
 def test_a_share_that_drops_twice_recovers_without_restart(mode: str, lab: estate.Lab, tmp_path: Path) -> None:
     port = free_port()
-    exporter = start_exporter(lab.config_path, port, f"--watch.mode={mode}", "--watch.poll-interval=0.3",
+    exporter = start_exporter(lab.config_path, port, "--clients.series=all", f"--watch.mode={mode}", "--watch.poll-interval=0.3",
                               log=tmp_path / "exporter.log")
     try:
         lab.renew("SEPM1", new_key=True)  # a key history and client states that the outages must not reset
@@ -83,7 +83,7 @@ def test_sigterm_during_first_scans_leaves_a_valid_state_file(tmp_path: Path) ->
     lab = estate.init(tmp_path / "lab", groups=40, clients=3000)
     state = lab.directory / "state.json"
     port = free_port()
-    stop(start_exporter(lab.config_path, port))  # one full run: a state file exists
+    stop(start_exporter(lab.config_path, port, "--clients.series=all"))  # one full run: a state file exists
     rng = random.Random(3)
     for attempt in range(6):
         if attempt == 3:
@@ -150,7 +150,7 @@ def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
     except OSError:  # not root, or /proc/sys read-only in a container: the flood still has to converge
         shrink = False
     try:
-        exporter = start_exporter(lab.config_path, port, "--watch.mode=events", "--watch.reconcile-interval=300",
+        exporter = start_exporter(lab.config_path, port, "--clients.series=all", "--watch.mode=events", "--watch.reconcile-interval=300",
                                   log=tmp_path / "exporter.log")
     finally:
         if shrink:
@@ -164,7 +164,7 @@ def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
         os.sync()
 
         def fresh() -> bytes:
-            return subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path)],
+            return subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path), "--clients.series=all"],
                                   capture_output=True, check=True, timeout=120).stdout
 
         expected = facts(fresh())
@@ -191,7 +191,7 @@ def test_too_few_inotify_watches_falls_back_to_polling(lab: estate.Lab, tmp_path
     exporter = None
     try:
         port = free_port()
-        exporter = start_exporter(lab.config_path, port, "--watch.mode=events", "--watch.poll-interval=0.3", log=log)
+        exporter = start_exporter(lab.config_path, port, "--clients.series=all", "--watch.mode=events", "--watch.poll-interval=0.3", log=log)
         text = log.read_text(encoding="utf-8")
         assert f"cannot watch root; polling instead\" file={lab.clients_root}" in text
         client = lab.client_path("WS-0002")
@@ -284,7 +284,8 @@ def test_folders_inotify_cannot_watch_are_polled_and_named(lab: estate.Lab, tmp_
         process = subprocess.Popen(
             _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
                                      "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
-                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600"),
+                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600",
+                                     "--clients.series=all"),
             stdout=out, stderr=out,
         )
     try:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from sepm_exporter.judge.clients import ClientVerdict
 from sepm_exporter.metrics import servers as server_metrics
-from sepm_exporter.metrics.client_series import Selection
+from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
 
@@ -22,9 +22,10 @@ class Publisher:
     exporter's writer calls in; readers take `published` without a lock.
     """
 
-    def __init__(self, client_chunks: Callable[[str], tuple[bytes, ...]], selection: Selection) -> None:
+    def __init__(self, client_chunks: Callable[[str], tuple[bytes, ...]], selection: Selection | None = None) -> None:
         self.rendered = Rendered(client_chunks)
-        self.selection = selection  # which clients have series of their own (clients.series, series_limit)
+        # which clients have series of their own (clients.series, series_limit); without one, every client
+        self.selection = selection if selection is not None else Selection(Mode.ALL, 2**62)
         self._own: dict[str, list[Sample]] = {}  # each family's samples from its own area
         self._contributed: dict[str, dict[str, list[Sample]]] = {}  # family -> background source -> samples added
         self.published: Published = self.rendered.publish()
