@@ -255,8 +255,13 @@ def client_panels() -> list[AnyPanel]:
         card(rows_table().with_transformation(organize(HIDDEN)),
              "Clients that do not trust a current server key",
              "Each client whose SyLink.xml embeds none of the servers' current keys, with its group. These go "
-             "offline at their next heartbeat and need the file copied by hand.",
-             "none", [query(f"{sel('sepm_client_server_key_trusted')} == 0", instant=True, table_format=True)],
+             "offline at their next heartbeat and need the file copied by hand. Named from the clients' own "
+             "series, which the exporter publishes for every client that needs action (clients.series: problems, "
+             "the default, or all) up to clients.series_limit; the counts above include every client in any mode, "
+             "and the landing page and check --stranded list them all.",
+             "none", [query(f"({sel('sepm_client_server_key_trusted')} == 0) * on (client) group_left (group_id, group_set) "
+                            f"max by (client, group_id, group_set) ({sel('sepm_client_sylink_info', GROUP)})",
+                            instant=True, table_format=True)],
              width=24),
     ]
 

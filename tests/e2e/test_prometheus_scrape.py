@@ -24,8 +24,9 @@ def test_prometheus_sees_the_incident(lab: estate.Lab, tmp_path: Path) -> None:
     )
     try:
         wait_for(lambda: prometheus.query('up{job="sepm"} == 1'), timeout=30)
-        trusted = wait_for(lambda: prometheus.query("sum(sepm_client_server_key_trusted)"), timeout=30)
-        assert float(trusted[0]["value"][1]) == 12
+        current = wait_for(lambda: prometheus.query('sum(sepm_group_clients{state="current"})'), timeout=30)
+        assert float(current[0]["value"][1]) == 12
+        assert prometheus.query("sepm_client_sylink_info") == [], "healthy clients: counted, not named"
         info = prometheus.query('sepm_certificate_info{server="SEPM1"}')
         assert info[0]["metric"]["signature_hash"] == "sha1" and info[0]["metric"]["site"] == "tokyo"
 
@@ -33,7 +34,9 @@ def test_prometheus_sees_the_incident(lab: estate.Lab, tmp_path: Path) -> None:
             lab.renew(server, new_key=True)
         lab.publish("SEPM1")
         lab.replicate("SEPM1", "SEPM2")
-        wait_for(lambda: prometheus.query("sum(sepm_client_server_key_trusted) == 0"), timeout=30)
+        wait_for(lambda: prometheus.query('sum(sepm_group_clients{state="untrusted"}) == 12'), timeout=30)
+        named = wait_for(lambda: prometheus.query("sepm_client_server_key_trusted == 0") or None, timeout=30)
+        assert len(named) == 12, "every stranded client is named"
         changed = prometheus.query("sepm_server_key_changed_timestamp_seconds")
         assert sorted(r["metric"]["server"] for r in changed) == ["SEPM1", "SEPM2"]
         previous = prometheus.query('sepm_server_previous_key_info{signature_hash="sha1"}')

@@ -31,11 +31,11 @@ def test_new_key_on_one_server_leaves_clients_unknown_not_untrusted(tmp_path: Pa
         lab.publish("SEPM1")
         wait_for(lambda: prometheus.query('ALERTS{alertname="SEPMServerKeyChanged",alertstate="firing",server="SEPM1"}'),
                  timeout=30)
-        wait_for(lambda: {s["value"][1] for s in prometheus.query("sepm_client_server_key_trusted")} == {"-1"}, timeout=30)
+        wait_for(lambda: prometheus.query('sum(sepm_group_clients{state=~"unknown|stale"}) == 6'), timeout=30)
         time.sleep(3)  # a heartbeat window and more: nothing may page
         assert prometheus.query('ALERTS{alertname="SEPMClientServerKeyUntrusted"}') == []
-        unknown = prometheus.query('sum(sepm_group_clients{state=~"unknown|stale"})')
-        assert unknown and float(unknown[0]["value"][1]) == 6
+        assert prometheus.query('sum(sepm_group_clients{state="untrusted"}) > 0') == []
+        assert prometheus.query("sepm_client_server_key_trusted == 0") == [], "no client is published as untrusted"
     finally:
         prometheus.stop()
         for process in exporters:

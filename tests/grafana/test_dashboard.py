@@ -255,7 +255,7 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
         f"      - targets: ['127.0.0.1:{port}']\n",
     )
     try:
-        wait_for(lambda: prometheus.query('sum(sepm_client_server_key_trusted{job="sepm"}) == 12'), timeout=30)
+        wait_for(lambda: prometheus.query('sum(sepm_group_clients{job="sepm",state="current"}) == 12'), timeout=30)
         time.sleep(3)  # a few scrapes of the pair as it ran for years
         for server in ("SEPM1", "SEPM2"):
             lab.renew(server, new_key=True)
@@ -264,7 +264,8 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
         time.sleep(2)
         lab.replicate("SEPM1", "SEPM2")
         wait_for(lambda: prometheus.query("max(sepm_sylink_replica_mismatch) == 0"), timeout=30)
-        wait_for(lambda: prometheus.query("sum(sepm_client_server_key_trusted) == 0"), timeout=30)
+        wait_for(lambda: prometheus.query('sum(sepm_group_clients{state="untrusted"}) == 12'), timeout=30)
+        wait_for(lambda: len(prometheus.query("sepm_client_server_key_trusted == 0")) == 12, timeout=30)
         time.sleep(2)
         yield prometheus
     finally:
