@@ -164,8 +164,8 @@ def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
         os.sync()
 
         def fresh() -> bytes:
-            return subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path), "--clients.series=all"],
-                                  capture_output=True, check=True, timeout=120).stdout
+            return subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path),
+                                   "--clients.series=all"], capture_output=True, check=True, timeout=120).stdout
 
         expected = facts(fresh())
         wait_for(lambda: facts(scrape(port)) == expected, timeout=60, interval=0.5)
@@ -191,7 +191,8 @@ def test_too_few_inotify_watches_falls_back_to_polling(lab: estate.Lab, tmp_path
     exporter = None
     try:
         port = free_port()
-        exporter = start_exporter(lab.config_path, port, "--clients.series=all", "--watch.mode=events", "--watch.poll-interval=0.3", log=log)
+        exporter = start_exporter(lab.config_path, port, "--clients.series=all", "--watch.mode=events",
+                                  "--watch.poll-interval=0.3", log=log)
         text = log.read_text(encoding="utf-8")
         assert f"cannot watch root; polling instead\" file={lab.clients_root}" in text
         client = lab.client_path("WS-0002")

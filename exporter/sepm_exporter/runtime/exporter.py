@@ -23,13 +23,13 @@ from sepm_exporter.judge.parity import current_server_keys, group_copies, replic
 from sepm_exporter.judge.problems import client_failing, server_failing
 from sepm_exporter.judge.renewal import WhatIf
 from sepm_exporter.metrics import clients as client_metrics
-from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
 from sepm_exporter.metrics import keystore as keystore_metrics
 from sepm_exporter.metrics import renewal as renewal_metrics
 from sepm_exporter.metrics import serverlist as serverlist_metrics
 from sepm_exporter.metrics import servers as server_metrics
+from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
 from sepm_exporter.runtime.client_book import ClientBook
