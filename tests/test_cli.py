@@ -18,6 +18,24 @@ def test_metrics_prints_the_exposition(lab: estate.Lab) -> None:
     assert one(result.stdout.encode(), "sepm_exporter_root_up", server="SEPM1") == 1
 
 
+def test_clients_series_flag_chooses_who_is_named_and_check_names_everyone_anyway(lab: estate.Lab) -> None:
+    for server in ("SEPM1", "SEPM2"):
+        lab.renew(server, new_key=True)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    lab.pull(0.5)
+    counts = {}
+    for mode in ("all", "problems", "none"):
+        result = run("metrics", "--config", str(lab.config_path), "--clients.series", mode)
+        assert result.returncode == 0, result.stderr
+        counts[mode] = sum(line.startswith("sepm_client_") for line in result.stdout.splitlines())
+    assert counts == {"all": 6 * 4 + 6 * 3, "problems": 6 * 2, "none": 0}  # a first scan: the old file is of no known group
+    limited = run("metrics", "--config", str(lab.config_path), "--clients.series-limit", "4")
+    assert "sepm_exporter_client_series_dropped 8.0" in limited.stdout
+    stranded = run("check", "--config", str(lab.config_path), "--stranded", "--format", "csv", "--clients.series", "none")
+    assert len(stranded.stdout.strip().splitlines()) == 1 + 6, "check --stranded lists every client in any mode"
+
+
 def test_unusable_config_exits_1_with_key_paths(tmp_path: Path) -> None:
     (tmp_path / "c.yml").write_text("servers:\n  - name: S\n", encoding="utf-8")
     result = run("metrics", "--config", str(tmp_path / "c.yml"))

@@ -71,3 +71,37 @@ def test_mistyped_keys_say_so_without_claiming_nothing_to_watch() -> None:
     problems = caught.value.problems
     assert len(problems) == 2 and not any("nothing to watch" in p for p in problems), problems
     assert problems[0].startswith("server: unknown key (did you mean servers?")
+
+
+def test_clients_as_a_mapping_carries_the_series_settings_beside_the_sources() -> None:
+    config = parse_config({"clients": {"series": "all", "series_limit": 500, "sources": [{"collection": "/srv/sylink"}]}})
+    assert (config.client_series, config.client_series_limit) == ("all", 500)
+    assert [c.path for c in config.collections] == [Path("/srv/sylink")]
+    listed = parse_config({"clients": [{"collection": "/srv/sylink"}]})  # the contract's list form, as before
+    assert (listed.client_series, listed.client_series_limit) == ("problems", 20_000)
+
+
+def test_client_series_mistakes_are_reported_with_their_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"clients": {"series": "some", "series_limit": -1, "sorces": [],
+                                  "sources": [{"collection": "/a"}, {"name": "WS"}]}})
+    problems = caught.value.problems
+    assert "clients.series: must be one of problems, all, none" in problems
+    assert "clients.series_limit: must be at least 0" in problems
+    assert any(p.startswith("clients.sorces: unknown key (did you mean sources?") for p in problems)
+    assert "clients.sources[1].file: required" in problems
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"servers": [{"name": "S", "root": "/a"}], "clients": {"series_limit": 2.5}})
+    assert caught.value.problems == ["clients.series_limit: must be a whole number, got float"]
+
+
+def test_client_series_flags_get_the_checks_of_the_keys() -> None:
+    from sepm_exporter.settings.config import with_overrides
+
+    config = parse_config({"clients": [{"collection": "/a"}]})
+    assert with_overrides(config, {"client_series": ("--clients.series", "none")}).client_series == "none"
+    with pytest.raises(ConfigError) as caught:
+        with_overrides(config, {"client_series": ("--clients.series", "most"),
+                                "client_series_limit": ("--clients.series-limit", -5)})
+    assert caught.value.problems == ["--clients.series: must be one of problems, all, none",
+                                     "--clients.series-limit: must be at least 0"]
