@@ -23,6 +23,7 @@ when a goal of the performance issue is missed, so a regression is loud.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -189,11 +190,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+# Every client in the exposition (clients.series all, no ceiling): the heaviest exposition and the
+# renderer's every client path, as before the setting existed. bench/series.py measures the modes.
+EVERY_CLIENT = ("--clients.series=all", f"--clients.series-limit={10**9}")
+
+
 def serve(lab: estate.Lab, workdir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
-         "--web.listen-address", f"127.0.0.1:{port}", "--log.level=warn", *(flags or ("--watch.mode=events",))],
+         "--web.listen-address", f"127.0.0.1:{port}", "--log.level=warn", *EVERY_CLIENT, *(flags or ("--watch.mode=events",))],
         stdout=subprocess.DEVNULL, stderr=open(workdir / "serve.log", "wb"),  # noqa: SIM115 - lives with the process
     )
     url = f"http://127.0.0.1:{port}"
@@ -217,7 +223,7 @@ def rewrite_burst(lab: estate.Lab, names: list[str], kind: str) -> None:
 
 def scans(lab: estate.Lab, repeat: int) -> tuple[list[Row], bytes]:
     """Cold scan and reconciliation, in-process, each between runs of its floor loop."""
-    config = load_config(lab.config_path)
+    config = dataclasses.replace(load_config(lab.config_path), client_series="all", client_series_limit=10**9)
     floor_read(lab)  # warm the page cache for both sides
     cold_floor = median_of(repeat, lambda: floor_read(lab))
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import fds, get, rss_mb, serve  # bench/run.py
+from run import EVERY_CLIENT, fds, get, rss_mb, serve  # bench/run.py
 
 from sepm_exporter.lab import estate, hostile
 
@@ -75,7 +75,8 @@ def soak(clients: int, events: int, duration: float, workdir: Path) -> dict[str,
                 rss.append(rss_mb(process.pid))
                 descriptors.append(fds(process.pid))
                 next_sample += 1.0
-        fresh = subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path)],
+        fresh = subprocess.run([sys.executable, "-m", "sepm_exporter", "metrics", "--config", str(lab.config_path),
+                                *EVERY_CLIENT],
                                capture_output=True, check=True).stdout
         settle = time.monotonic() + 30  # the last events are debounced and applied: converge, or fail
         while True:
