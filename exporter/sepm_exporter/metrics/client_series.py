@@ -96,9 +96,23 @@ class Selection:
             self._refill()
             return []
         cost = series_count(self.mode, verdict)
+        names = list(names)
+        shown = self.shown[want]
+        if self.used + cost * len(names) <= self.limit and not any(name in where for name in names):
+            shown.update(dict.fromkeys(names, cost))  # a cold scan's bundles, all within the ceiling
+            where.update(dict.fromkeys(names, (True, want)))
+            self.used += cost * len(names)
+            if self._moved:
+                for name in names:
+                    self._moved.pop(name, None)
+            return names
         out: list[str] = []
         for name in names:
-            if name in where:
+            place = where.get(name)
+            if place is not None:
+                if place == (True, want) and shown[name] == cost:  # shown as it is: keep its place in line
+                    out.append(name)
+                    continue
                 self._remove(name)
             if self._admit(name, want, cost):
                 out.append(name)
