@@ -131,3 +131,32 @@ def test_twenty_thousand_clients_fit_a_prometheus_healthy_and_mid_incident(tmp_p
     assert len(series(text)) <= 25_000
     assert named(text) == stranded
     assert b"sepm_exporter_client_series_dropped 0.0" in text
+
+
+@pytest.mark.parametrize("mode", [Mode.PROBLEMS, Mode.ALL])
+def test_the_books_balance_through_any_sequence_of_changes(mode: Mode) -> None:
+    """Random verdict changes and departures: what is shown is what the renderer was told, within the ceiling."""
+    import random
+
+    rng = random.Random(24)
+    selection = Selection(mode, 37)
+    verdicts = (CURRENT, STALE, UNTRUSTED, UNKNOWN, UNMATCHED)
+    rendered: set[str] = set()  # what a renderer following judge/forget/take_moved would hold
+    for _ in range(3000):
+        names = rng.sample([f"c{i}" for i in range(40)], rng.randint(1, 6))
+        if rng.random() < 0.15:
+            selection.forget(names)
+            rendered -= set(names)
+        else:
+            verdict = rng.choice(verdicts)
+            shown = selection.judge(names, verdict)
+            rendered -= set(names) - set(shown)
+            rendered |= set(shown)
+        up, down = selection.take_moved()
+        rendered = (rendered | set(up)) - set(down)
+        shown_now = {n for level in selection.shown for n in level}
+        assert rendered == shown_now
+        assert selection.used == sum(c for level in selection.shown for c in level.values()) <= 37
+        assert selection.dropped == sum(c for level in selection.waiting for c in level.values())
+        if selection.waiting[0]:  # a problem waits only when no healthy client holds room it could take
+            assert not selection.shown[1]
