@@ -367,7 +367,8 @@ def test_folders_made_after_the_start_past_the_limit_are_polled(lab: estate.Lab,
         process = subprocess.Popen(
             _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
                                      "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
-                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600"),
+                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600",
+                                     "--clients.series=all"),
             stdout=out, stderr=out,
         )
     try:
