@@ -160,3 +160,11 @@ def test_the_books_balance_through_any_sequence_of_changes(mode: Mode) -> None:
         assert selection.dropped == sum(c for level in selection.waiting for c in level.values())
         if selection.waiting[0]:  # a problem waits only when no healthy client holds room it could take
             assert not selection.shown[1]
+
+
+def test_a_hundred_thousand_healthy_clients_cost_a_few_thousand_series(tmp_path: Path) -> None:
+    """The issue's large estate (100,000 clients, 100 groups on a pair), healthy, default settings: at most 5,000."""
+    lab = estate.init(tmp_path / "lab", groups=100, clients=100_000)
+    text = scanned(lab).exposition
+    assert len(series(text)) <= 5_000 and named(text) == set()
+    assert b'state="current"} 1000.0' in text  # every client counted, in its group
