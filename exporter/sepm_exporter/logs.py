@@ -20,7 +20,13 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     for key, value in vars(record).items():
         if key not in _STANDARD and value not in ("", None):
             fields[key] = value
+    if record.exc_info and record.exc_info[0] is not None:  # `log.exception`: what failed and where, on the same line
+        fields["error"] = record.exc_info[0].__name__
+        fields["traceback"] = _TRACEBACK.formatException(record.exc_info)
     return fields
+
+
+_TRACEBACK = logging.Formatter()
 
 
 def _logfmt_value(value: Any) -> str:

@@ -47,7 +47,7 @@ def test_every_error_at_once_with_its_path() -> None:
     found = problems(server({"url": "http://h", "password_file": "/pw", "password_env": "PW", "ca_file": "/ca",
                              "insecure_skip_verify": True, "interval": 0, "timeout": "soon", "colour": 1}))
     assert found == [
-        "servers[0].api.colour: unknown key (allowed: ca_file, domain, insecure_skip_verify, interval, page_size, "
+        "servers[0].api.colour: unknown key (allowed: ca_file, domain, insecure_skip_verify, interval, max_response_bytes, page_size, "
         "password_env, password_file, timeout, url, username)",
         "servers[0].api.url: must start with https:// (the API is served over TLS only)",
         "servers[0].api.username: required",

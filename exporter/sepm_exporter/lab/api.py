@@ -12,7 +12,10 @@ kept-alive connection dropped after the first POST (14.3). What it answers follo
 - replication with a partner is SUCCEEDED while the two outboxes agree (last success: the last
   `lab replicate` between them), FAILED_CONNECT while they differ;
 - a fault switch (`lab api-fault DIR SERVER KIND`, a file beside the lab) makes every request
-  answer 500, close the connection, hang, send invalid JSON, or refuse every token.
+  answer 500, close the connection, hang, send invalid JSON, or refuse every token; or act as a
+  hostile server would (`HOSTILE`): answer a byte at a time, send a 60 MB group name or 200 MB of
+  answer, nest JSON 100,000 deep, send 400-digit numbers or a non-ASCII token, page without end,
+  or list every group and computer twice.
 """
 
 from __future__ import annotations
@@ -46,9 +49,16 @@ from sepm_exporter.sepm.index2 import parse_index2
 from sepm_exporter.sepm.sylink import parse_sylink
 
 BASE = "/sepm/api/v1"
-FAULTS = ("none", "500", "close", "hang", "invalid-json", "token-expired")
+HOSTILE = ("drip", "huge-label", "oversize", "deep", "bignum-login", "bignum-computers", "nonascii-token",
+           "endless", "endless-totals", "duplicates")
+FAULTS = ("none", "500", "close", "hang", "invalid-json", "token-expired", *HOSTILE)
 USERNAME = "admin"
 HANG_LIMIT = 120.0  # a hanging answer closes after this, so a forgotten fault cannot pin a thread for ever
+DRIP_INTERVAL = 0.2  # drip: one byte this often, well inside any per-read timeout
+HUGE_LABEL = 60 * 1024 * 1024  # huge-label: a group's fullPathName of this many characters
+OVERSIZE = 200 * 1024 * 1024  # oversize: an answer of this many bytes (blanks, then the JSON)
+DEEP = 100_000  # deep: arrays nested this deep
+BIGNUM = 10**400  # bignum-*: beyond every float
 
 
 def api_dir(lab_dir: Path) -> Path:
@@ -287,6 +297,27 @@ def _page(items: Any, query: dict[str, list[str]], default_size: int) -> dict[st
             "numberOfElements": len(content), "size": size, "sort": None, "totalElements": total, "totalPages": pages}
 
 
+def _twice(items: Any, fault: str) -> Any:
+    """duplicates: every item listed twice, one after the other."""
+    if fault != "duplicates":
+        return items
+    return [item for item in items for _ in (1, 2)]
+
+
+def _hostile_page(page: dict[str, Any], fault: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    """endless: page 1 again and again, lastPage never true and no totals to check against;
+    endless-totals: distinct pages (the page number marks the content) past the totalPages they claim."""
+    if fault == "endless":
+        page = {k: v for k, v in page.items() if k not in ("totalPages", "totalElements", "number")}
+        page["lastPage"] = False
+    elif fault == "endless-totals":
+        index = int(query.get("pageIndex", ["1"])[0])
+        page = {**page, "lastPage": False, "totalPages": 2, "totalElements": 10**6, "number": index - 1}
+        if not page["content"]:
+            page["content"] = [{"id": f"{index:032X}", "name": f"page {index}"}]
+    return page
+
+
 class LabApi(ThreadingHTTPServer):
     """One server's API. Serves until `shutdown`; TLS is set up per connection, in its own thread."""
 
@@ -351,7 +382,7 @@ class LabApi(ThreadingHTTPServer):
         if not header or not header.startswith("Bearer "):
             return False
         with self._state_lock:
-            expiry = self.tokens.get(header.removeprefix("Bearer ").strip())
+            expiry = self.tokens.get(header.removeprefix("Bearer ").strip().removeprefix("tökén-"))
         return expiry is not None and time.monotonic() < expiry
 
 
@@ -365,11 +396,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, raw: bytes | None = None) -> None:
         data = raw if raw is not None else json.dumps(body, separators=(",", ":")).encode()
+        fault = read_fault(self.server.lab_dir, self.server.sepm_server)
+        if fault == "drip":
+            self._drip(status, data)
+            return
+        if fault == "oversize":
+            self._oversize(status, data)
+            return
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _drip(self, status: int, data: bytes) -> None:
+        """The whole answer, status line included, one byte every DRIP_INTERVAL: each read sees
+        progress, so only a deadline on the whole request ends it."""
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: application/json;charset=UTF-8\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        deadline = time.monotonic() + HANG_LIMIT
+        for byte in head + data:
+            if time.monotonic() > deadline or read_fault(self.server.lab_dir, self.server.sepm_server) != "drip":
+                break
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(DRIP_INTERVAL)
+        self._drop()
+
+    def _oversize(self, status: int, data: bytes) -> None:
+        """OVERSIZE bytes of blanks before the JSON (valid, if anyone read it all), chunked, so only
+        counting the bytes as they come can stop it."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        blanks = b" " * (1 << 20)
+        chunk = b"%x\r\n%s\r\n" % (len(blanks), blanks)
+        for _ in range(OVERSIZE // len(blanks)):
+            self.wfile.write(chunk)
+        self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
 
     def _error(self, status: int, message: str) -> None:
         self._send(status, {"errorCode": str(status), "appErrorCode": "", "errorMessage": message})
@@ -422,8 +487,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not good:
             self._error(401, "The user is unauthorized.")
             return
+        fault = read_fault(self.server.lab_dir, self.server.sepm_server)
+        token = self.server.issue_token()
+        if fault == "nonascii-token":
+            token = "tökén-" + token
+        lifetime = BIGNUM if fault == "bignum-login" else int(self.server.token_lifetime)
         self._send(200, {"username": USERNAME, "getfullName": "Lab Admin", "domain": "Default",
-                         "token": self.server.issue_token(), "tokenExpiration": int(self.server.token_lifetime),
+                         "token": token, "tokenExpiration": lifetime,
                          "refreshToken": secrets.token_hex(8), "refreshTokenExpiration": 86400,
                          "role": {"bitMask": 8, "title": "System Administrator"}, "adminId": "1",
                          "domainid": self.server.domain_id, "serverTime": int(time.time() * 1000)})
@@ -435,24 +505,36 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self._fault()
         if fault in ("close", "500"):
             return
-        if fault == "token-expired" or not self.server.token_ok(self.headers.get("Authorization")):
+        # The login faults refuse the token held from before, so that the client logs in again and meets them.
+        if (fault in ("token-expired", "bignum-login", "nonascii-token")
+                or not self.server.token_ok(self.headers.get("Authorization"))):
             self._error(401, "The user is unauthorized.")
             return
         if fault == "invalid-json":
             self._send(200, None, raw=b'{"content": [{"computerName": "WS-0001", ')
             return
+        if fault == "deep":
+            self._send(200, None, raw=b"[" * DEEP + b"]" * DEEP)
+            return
         parts = urlsplit(self.path)
         path = parts.path.removeprefix(BASE)
         query = parse_qs(parts.query)
+        if fault == "endless":
+            query["pageIndex"] = ["1"]
         view = self.server.view()
         if path == "/groups":
-            self._send(200, _page(list(view.groups), query, 25))
+            groups = list(view.groups)
+            if fault == "huge-label" and groups:
+                groups[0] = {**groups[0], "fullPathName": "A" * HUGE_LABEL}
+            self._send(200, _hostile_page(_page(_twice(groups, fault), query, 25), fault, query))
         elif path == "/computers":
             paths = {g["id"]: g["fullPathName"] for g in view.groups}
-            page = _page(view.clients, query, 20)
+            page = _page(_twice(view.clients, fault), query, 20)
             page["content"] = [computer_json(r, paths.get(r.group_id, ""), self.server.domain_id,
                                              self.server.sepm_server, view.site) for r in page["content"]]
-            self._send(200, page)
+            if fault == "bignum-computers":
+                page["content"] = [{**item, "lastUpdateTime": BIGNUM} for item in page["content"]]
+            self._send(200, _hostile_page(page, fault, query))
         elif path == "/stats/client/onlinestatus":
             online = sum(1 for r in view.clients if r.online)
             self._send(200, {"lastUpdated": int(view.taken_at * 1000), "clientCountStatsList": [

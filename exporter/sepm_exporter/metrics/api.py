@@ -39,7 +39,10 @@ FAMILIES: tuple[Family, ...] = (
            "1 on the replication partner's current status_code, 0 on the other known codes."),
     Family("sepm_replication_last_success_timestamp_seconds", "gauge", ("server", "partner"),
            "When replication with the partner last succeeded (lastSuccessfulRunTime, Unix time)."),
+    Family("sepm_api_duplicate_items", "gauge", ("server", "listing"),
+           "Items of the last good poll's listing that repeated one already listed: skipped, never counted twice."),
 )
+LISTINGS = ("groups", "computers")
 
 _LE = (*(format_value(float(bound)) for bound in AGE_BUCKETS), "+Inf")
 
@@ -57,6 +60,8 @@ def families(states: Iterable[ApiState]) -> dict[str, list[Sample]]:
         snapshot = state.snapshot
         if snapshot is None:
             continue
+        for listing in LISTINGS:
+            out["sepm_api_duplicate_items"].append(((server, listing), float(snapshot.duplicates.get(listing, 0))))
         for status, count in sorted(snapshot.totals.items()):
             out["sepm_api_clients"].append(((server, status), float(count)))
         for group in snapshot.groups:

@@ -36,6 +36,7 @@ class ApiReason(StrEnum):
     TLS = "tls"  # the handshake failed: unknown CA, wrong host name, no common protocol
     INVALID_RESPONSE = "invalid_response"  # not JSON, or JSON not of the documented shape
     PASSWORD_UNREADABLE = "password_unreadable"  # password_file cannot be read, password_env not set
+    TOO_LARGE = "too_large"  # an answer over max_response_bytes, a label text over MAX_LABEL_CHARS, a listing over its cap
 
 
 KNOWN_REPLICATION_STATUSES = (
@@ -44,8 +45,19 @@ KNOWN_REPLICATION_STATUSES = (
 )
 
 
+# Limits on what an answer may put into the exporter (docs/security.md). A real SEPM stays far below
+# each: group paths are a few hundred characters, timestamps are milliseconds since 1970.
+MAX_LABEL_CHARS = 1024  # any text that becomes a label value (group id and path, partner, status)
+MAX_NUMBER = 2**53  # any number read (milliseconds, seconds, counts): larger is not a SEPM figure
+MAX_TOKEN_CHARS = 8192
+
+
 class ShapeError(ValueError):
     """An answer that is not what the API documents (not JSON of the right shape)."""
+
+
+class TooLargeError(ShapeError):
+    """A text that would become a label, longer than MAX_LABEL_CHARS (the poll's `too_large`)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class Snapshot:
     totals: Mapping[str, int]  # /stats/client/onlinestatus: status (lower case) -> clients
     partners: tuple[Partner, ...]
     database_certificate_pem: str  # /admin/database dbTLSRootCertificate; "" when none
+    duplicates: Mapping[str, int] = field(default_factory=dict)  # listing -> items skipped as repeats
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -126,12 +139,22 @@ def _text(doc: Mapping[str, Any], key: str, what: str, required: bool = False) -
     return value
 
 
+def _label(doc: Mapping[str, Any], key: str, what: str, required: bool = False) -> str:
+    """A text that becomes a label value: bounded, so an answer cannot put megabytes into /metrics."""
+    value = _text(doc, key, what, required)
+    if len(value) > MAX_LABEL_CHARS:
+        raise TooLargeError(f"{what}.{key}: {len(value)} characters (at most {MAX_LABEL_CHARS})")
+    return value
+
+
 def _integer(doc: Mapping[str, Any], key: str, what: str) -> int | None:
     value = doc.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (math.inf, -math.inf):
-        raise ShapeError(f"{what}.{key}: expected a number, got {value!r:.20}")
+        raise ShapeError(f"{what}.{key}: expected a number, got {type(value).__name__}")
+    if not -MAX_NUMBER <= value <= MAX_NUMBER:  # a 400-digit integer would overflow every float it meets
+        raise ShapeError(f"{what}.{key}: a number beyond {MAX_NUMBER}")
     return int(value)
 
 
@@ -151,6 +174,9 @@ def decode_token(doc: Any) -> Token:
     token = _text(body, "token", "authenticate", required=True)
     if not token:
         raise ShapeError("authenticate.token: empty")
+    # It goes into an HTTP header: printable ASCII without blanks, or the next request could not be sent.
+    if len(token) > MAX_TOKEN_CHARS or not (token.isascii() and token.isprintable()) or " " in token:
+        raise ShapeError("authenticate.token: not a printable ASCII word of at most 8192 characters")
     lifetime = _integer(body, "tokenExpiration", "authenticate")
     return Token(token, float(lifetime) if lifetime and lifetime > 0 else 3600.0)
 
@@ -169,11 +195,28 @@ def decode_page(doc: Any, what: str) -> tuple[list[Any], bool]:
     return content, last
 
 
+def decode_page_totals(doc: Mapping[str, Any], what: str) -> tuple[int | None, int | None]:
+    """`totalPages` and `totalElements` of a paging envelope, None when absent (checked, not trusted)."""
+    return _integer(doc, "totalPages", what), _integer(doc, "totalElements", what)
+
+
 def decode_group(item: Any) -> Group:
     body = _mapping(item, "groups.content[]")
-    raw_id = _text(body, "id", "groups.content[]", required=True)
-    path = _text(body, "fullPathName", "groups.content[]") or _text(body, "name", "groups.content[]")
+    raw_id = _label(body, "id", "groups.content[]", required=True)
+    path = _label(body, "fullPathName", "groups.content[]") or _label(body, "name", "groups.content[]")
     return Group(group_key(raw_id), path, _text(body, "policySerialNumber", "groups.content[]"))
+
+
+def computer_identity(item: Any) -> str:
+    """What makes two /computers items the same computer: `uniqueId`, else `computerName`; "" when
+    neither is a text (such an item is never taken for a duplicate)."""
+    if type(item) is not dict:
+        return ""
+    for key in ("uniqueId", "computerName"):
+        value = item.get(key)
+        if type(value) is str and value:
+            return value
+    return ""
 
 
 def decode_computer(item: Any) -> Computer:
@@ -183,7 +226,8 @@ def decode_computer(item: Any) -> Computer:
         group, status = item.get("group"), item.get("onlineStatus")
         last, serial = item.get("lastUpdateTime"), item.get("profileSerialNo")
         if (type(group) is dict and type(raw_id := group.get("id")) is str and type(status) is int
-                and type(last) is int and type(serial) is str):
+                and type(last) is int and type(serial) is str and len(raw_id) <= MAX_LABEL_CHARS
+                and -MAX_NUMBER <= last <= MAX_NUMBER):
             return Computer(raw_id.strip().upper(), status == 1, last / 1000.0 if last else None, serial)
     return _decode_computer_checked(item)
 
@@ -192,7 +236,7 @@ def _decode_computer_checked(item: Any) -> Computer:
     body = _mapping(item, "computers.content[]")
     group = body.get("group")
     where = "computers.content[].group"
-    group_id = group_key(_text(_mapping(group, where), "id", where)) if group is not None else ""
+    group_id = group_key(_label(_mapping(group, where), "id", where)) if group is not None else ""
     status = _integer(body, "onlineStatus", "computers.content[]")
     return Computer(
         group_id=group_id,
@@ -211,7 +255,7 @@ def decode_online(doc: Any) -> dict[str, int]:
     totals: dict[str, int] = {}
     for row in rows:
         entry = _mapping(row, "onlinestatus.clientCountStatsList[]")
-        status = _text(entry, "status", "onlinestatus.clientCountStatsList[]", required=True).lower()
+        status = _label(entry, "status", "onlinestatus.clientCountStatsList[]", required=True).lower()
         totals[status] = totals.get(status, 0) + (_integer(entry, "clientsCount", "onlinestatus.clientCountStatsList[]") or 0)
     return totals
 
@@ -228,10 +272,10 @@ def decode_replication(doc: Any) -> tuple[Partner, ...]:
             raise ShapeError("replication.replicationPartnerStatusList: expected a list")
         for row in rows:
             entry = _mapping(row, "replicationPartnerStatusList[]")
-            name = _text(entry, "name", "replicationPartnerStatusList[]") or _text(entry, "id", "replicationPartnerStatusList[]")
+            name = _label(entry, "name", "replicationPartnerStatusList[]") or _label(entry, "id", "replicationPartnerStatusList[]")
             partners.append(Partner(
                 name=name,
-                status=_text(entry, "status_code", "replicationPartnerStatusList[]").upper() or "UNKNOWN",
+                status=_label(entry, "status_code", "replicationPartnerStatusList[]").upper() or "UNKNOWN",
                 last_success=_ms(entry, "lastSuccessfulRunTime", "replicationPartnerStatusList[]"),
             ))
     return tuple(partners)

@@ -59,6 +59,7 @@ class ApiConfig:
     interval: float = 60.0
     timeout: float = 10.0
     page_size: int = 100
+    max_response_bytes: int = 64 * 1024 * 1024  # one answer's body, decoded; over it: too_large
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def _probes(raw: Any, where: str, problems: list[str]) -> tuple[ProbeTarget, ...
 
 
 _API_KEYS = {"url", "username", "password_file", "password_env", "domain", "ca_file", "insecure_skip_verify",
-             "interval", "timeout", "page_size"}
+             "interval", "timeout", "page_size", "max_response_bytes"}
 
 
 def api_url(text: str) -> str:
@@ -274,7 +275,7 @@ def _api(raw: Any, where: str, problems: list[str]) -> ApiConfig | None:
     if ca_file and insecure:
         problems.append(f"{where}: give ca_file or insecure_skip_verify, not both")
     numbers: dict[str, float] = {}
-    for key, minimum in (("interval", 1.0), ("timeout", 0.1), ("page_size", 1)):
+    for key, minimum in (("interval", 1.0), ("timeout", 0.1), ("page_size", 1), ("max_response_bytes", 4096)):
         if key in raw:
             value = _expect_number(raw[key], f"{where}.{key}", problems, minimum)
             if value is not None:
@@ -288,6 +289,7 @@ def _api(raw: Any, where: str, problems: list[str]) -> ApiConfig | None:
         password_env=password_env, domain=domain, ca_file=Path(ca_file) if ca_file else None,
         insecure_skip_verify=insecure, interval=numbers.get("interval", 60.0), timeout=numbers.get("timeout", 10.0),
         page_size=int(numbers.get("page_size", 100)),
+        max_response_bytes=int(numbers.get("max_response_bytes", 64 * 1024 * 1024)),
     )
 
 

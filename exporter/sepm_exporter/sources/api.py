@@ -11,40 +11,51 @@ message, a log line or a label: errors are described by reason, status code and 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
 from sepm_exporter.sepm.certificate import CertificateFile, parse_certificate_file
 from sepm_exporter.sepm.rest import (
     ApiReason,
+    Group,
     ShapeError,
     Snapshot,
     Tally,
     Token,
+    TooLargeError,
+    computer_identity,
     decode_computer,
     decode_database,
     decode_group,
     decode_online,
     decode_page,
+    decode_page_totals,
     decode_replication,
     decode_token,
 )
 from sepm_exporter.settings.config import ApiConfig, ServerConfig
+from sepm_exporter.sources import deadline
 
 log = logging.getLogger("sepm_exporter")
 T = TypeVar("T")
 
 APP_NAME = "sepm-exporter"
 RELOGIN_MARGIN = 0.1  # log in again when less than this share of the token's lifetime is left
-MAX_PAGES = 100_000  # a server that never says lastPage must not keep a poll going for ever
+# Bounds on one listing (docs/security.md): a server that never says lastPage, or lists without end,
+# is stopped with a reason instead of growing the exporter. Real estates are far below both.
+MAX_LISTED = 1_000_000  # items of /computers in one poll
+MAX_GROUPS = 50_000  # items of /groups in one poll
+READ_CHUNK = 1 << 16
 
 
 class ApiError(Exception):
@@ -79,6 +90,25 @@ def read_password(config: ApiConfig) -> str:
         raise ApiError(ApiReason.PASSWORD_UNREADABLE, f"{config.password_file}: {exc.strerror or type(exc).__name__}") from None
 
 
+class Answer(NamedTuple):
+    """A response read whole: its status and body (at most `max_response_bytes`)."""
+
+    status_code: int
+    body: bytes
+
+
+def read_bounded(chunks: Iterable[bytes], budget: int, what: str) -> bytes:
+    """The body, or `too_large` as soon as it passes `budget`: never more than that is held."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > budget:
+            raise ApiError(ApiReason.TOO_LARGE, f"{what}: answer over max_response_bytes ({budget} bytes)")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class ApiClient:
     """One server's API session: a token kept until shortly before it expires, or until a 401."""
 
@@ -86,9 +116,11 @@ class ApiClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.deadline = deadline.Deadline()
         self.http = httpx.Client(
-            base_url=config.url, verify=_tls(config), timeout=httpx.Timeout(config.timeout),
-            headers={"Accept": "application/json", "User-Agent": APP_NAME}, transport=transport,
+            base_url=config.url, timeout=httpx.Timeout(config.timeout),
+            headers={"Accept": "application/json", "User-Agent": APP_NAME},
+            transport=transport or deadline.transport(self.deadline, _tls(config)),
         )
         self._token: Token | None = None
         self._renew_at = 0.0
@@ -97,17 +129,29 @@ class ApiClient:
     def close(self) -> None:
         self.http.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a dropped reused connection is retried once on a fresh one.
+    def _exchange(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """One request streamed under the byte budget; a declared length over it is refused unread."""
+        budget = self.config.max_response_bytes
+        with self.http.stream(method, path, **kwargs) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and (len(declared) > 18 or int(declared) > budget):
+                raise ApiError(ApiReason.TOO_LARGE, f"{method} {path}: {declared[:20]} bytes announced "
+                                                    f"(max_response_bytes {budget})")
+            return Answer(response.status_code, read_bounded(response.iter_bytes(READ_CHUNK), budget, f"{method} {path}"))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """One request within `timeout` in all (connect, handshake, headers, body); a dropped reused
+        connection is retried once on a fresh one, under a deadline of its own.
 
         SEPM 14.3 closes a kept-alive TLS connection after the first POST; the login therefore
         asks for `Connection: close`, and a GET that meets a closed connection is sent again.
         """
         for attempt in (1, 2):
+            self.deadline.start(self.config.timeout)
             try:
-                return self.http.request(method, path, **kwargs)
+                return self._exchange(method, path, **kwargs)
             except httpx.TimeoutException:
-                raise ApiError(ApiReason.TIMEOUT, f"{method} {path}: no answer within {self.config.timeout:g} s") from None
+                raise ApiError(ApiReason.TIMEOUT, f"{method} {path}: not answered in full within {self.config.timeout:g} s") from None
             except httpx.ConnectError as exc:
                 if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc) or "certificate" in str(exc):
                     raise ApiError(ApiReason.TLS, f"{method} {path}: TLS handshake failed") from None
@@ -118,6 +162,8 @@ class ApiClient:
                 log.debug("api connection dropped; retrying on a new one", extra={"path": path, "detail": type(exc).__name__})
             except httpx.HTTPError as exc:
                 raise ApiError(ApiReason.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
+            finally:
+                self.deadline.clear()
         raise AssertionError("unreachable")
 
     def login(self) -> None:
@@ -130,14 +176,18 @@ class ApiClient:
                            f"POST /identity/authenticate: {response.status_code} (check username, password, domain)")
         if response.status_code != 200:
             raise ApiError(ApiReason.HTTP_STATUS, f"POST /identity/authenticate: {response.status_code}")
-        token = decode_token(_json(response, "/identity/authenticate"))
+        token = _decoded(decode_token, _json(response.body, "/identity/authenticate"))
         self._token = token
         self._renew_at = self.clock() + token.lifetime_seconds * (1 - RELOGIN_MARGIN)
         self.logins += 1
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET with a valid token: a login first when none is held or it is about to expire; one
-        more login after a 401 (the API documents no refresh endpoint)."""
+        """The decoded JSON of a GET (see `answer`)."""
+        return _json(self.answer(path, params), path)
+
+    def answer(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """The body of a GET with a valid token: a login first when none is held or it is about to
+        expire; one more login after a 401 (the API documents no refresh endpoint)."""
         if self._token is None or self.clock() >= self._renew_at:
             self.login()
         for fresh in (False, True):
@@ -153,46 +203,136 @@ class ApiClient:
                 raise ApiError(ApiReason.TOKEN_EXPIRED, f"GET {path}: 401 with a token fresh from a new login")
             if response.status_code != 200:
                 raise ApiError(ApiReason.HTTP_STATUS, f"GET {path}: {response.status_code}")
-            return _json(response, path)
+            return response.body
         raise AssertionError("unreachable")
 
-    def pages(self, path: str, page_size: int, params: Mapping[str, Any] | None = None) -> Iterator[list[Any]]:
-        """Each page's `content`, from pageIndex 1 until `lastPage` (or an empty page)."""
-        for index in range(1, MAX_PAGES + 1):
-            doc = self.get(path, {**(params or {}), "pageIndex": index, "pageSize": page_size})
+    def pages(self, path: str, page_size: int, params: Mapping[str, Any] | None = None,
+              limit: int = MAX_LISTED) -> Iterator[list[Any]]:
+        """Each page's `content`, from pageIndex 1 until `lastPage` (or an empty page), watched by a
+        `PageGuard` so a listing that never ends is stopped."""
+        guard = PageGuard(path, page_size, limit)
+        for index in range(1, guard.max_pages + 1):
+            body = self.answer(path, {**(params or {}), "pageIndex": index, "pageSize": page_size})
+            doc = _json(body, path)
             content, last = _decoded(lambda d: decode_page(d, path), doc)
-            yield content
             if last or not content:
+                yield content
                 return
-        raise ApiError(ApiReason.INVALID_RESPONSE, f"GET {path}: no last page after {MAX_PAGES} pages")
+            guard.check(index, body, doc, content)
+            yield content
+        raise ApiError(ApiReason.TOO_LARGE, f"GET {path}: no last page after {guard.max_pages} pages")
 
 
-def _json(response: httpx.Response, path: str) -> Any:
+class PageGuard:
+    """Ends a listing that would not end by itself: a page beyond `totalPages`, more items than
+    `totalElements`, a page whose bytes repeat an earlier one (`invalid_response`), or more items than
+    the listing's bound (`too_large`). A page repeated with a changed envelope passes the digest and
+    is stopped by the totals or the bound."""
+
+    def __init__(self, path: str, page_size: int, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self.max_pages = limit // max(1, page_size) + 2
+        self.items = 0
+        self._seen: set[bytes] = set()
+
+    def check(self, index: int, body: bytes, doc: Mapping[str, Any], content: list[Any]) -> None:
+        """Called for every page that is not the last."""
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        if digest in self._seen:
+            raise ApiError(ApiReason.INVALID_RESPONSE, f"GET {self.path}: page {index} repeats an earlier page and "
+                                                       "lastPage never came")
+        self._seen.add(digest)
+        self.items += len(content)
+        total_pages, total_elements = _decoded(lambda d: decode_page_totals(d, self.path), doc)
+        if total_pages is not None and index > max(1, total_pages):
+            raise ApiError(ApiReason.INVALID_RESPONSE, f"GET {self.path}: page {index} is beyond totalPages "
+                                                       f"{total_pages} and not the last page")
+        if total_elements is not None and self.items > total_elements:
+            raise ApiError(ApiReason.INVALID_RESPONSE, f"GET {self.path}: {self.items} items listed, more than "
+                                                       f"totalElements {total_elements}")
+        if self.items > self.limit:
+            raise ApiError(ApiReason.TOO_LARGE, f"GET {self.path}: more than {self.limit} items listed")
+
+
+def _json(body: bytes, path: str) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(body)
+    except RecursionError:
+        raise ApiError(ApiReason.INVALID_RESPONSE, f"{path}: JSON nested too deep") from None
+    except ValueError:  # also a number of more digits than Python converts, and bytes that are not text
         raise ApiError(ApiReason.INVALID_RESPONSE, f"{path}: not JSON") from None
 
 
 def _decoded(decode: Callable[[Any], T], doc: Any) -> T:
     try:
         return decode(doc)
+    except TooLargeError as exc:
+        raise ApiError(ApiReason.TOO_LARGE, str(exc)) from None
     except ShapeError as exc:
         raise ApiError(ApiReason.INVALID_RESPONSE, str(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a shape no decoder foresaw
+        raise ApiError(ApiReason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while decoding") from None
+
+
+def unique_groups(groups: Iterable[Group]) -> tuple[list[Group], int]:
+    """Each group id once (the first listing wins, as SEPM lists a group once) and how many repeats were dropped."""
+    kept: dict[str, Group] = {}
+    repeated = 0
+    for group in groups:
+        if group.group_id in kept:
+            repeated += 1
+        else:
+            kept[group.group_id] = group
+    return list(kept.values()), repeated
+
+
+class Distinct:
+    """Remembers which computers were counted (by `computer_identity`), so one listed twice counts once.
+
+    Holds one hash per computer (a collision between two of a million 64-bit hashes is as good as
+    impossible), not the names."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self.repeated = 0
+
+    def first_time(self, item: Any) -> bool:
+        identity = computer_identity(item)
+        if not identity:
+            return True
+        key = hash(identity)
+        if key in self._seen:
+            self.repeated += 1
+            return False
+        self._seen.add(key)
+        return True
 
 
 def poll(client: ApiClient, now: float) -> Snapshot:
     """One pass over the API: groups first (their serials), then computers folded page by page."""
     page_size = client.config.page_size
-    groups = [_decoded(decode_group, item) for page in client.pages("/groups", page_size) for item in page]
+    groups, repeated_groups = unique_groups(
+        _decoded(decode_group, item) for page in client.pages("/groups", page_size, limit=MAX_GROUPS) for item in page)
     tally = Tally(groups, now)
+    distinct = Distinct()
     for page in client.pages("/computers", page_size, {"sort": "COMPUTER_NAME"}):
         for item in page:
-            tally.add(_decoded(decode_computer, item))
+            if distinct.first_time(item):
+                tally.add(_decoded(decode_computer, item))
     totals = _decoded(decode_online, client.get("/stats/client/onlinestatus"))
     partners = _decoded(decode_replication, client.get("/replication/status"))
     database = _decoded(decode_database, client.get("/admin/database"))
-    return Snapshot(now, tally.summaries(), totals, partners, database)
+    return Snapshot(now, tally.summaries(), totals, partners, database,
+                    duplicates={"groups": repeated_groups, "computers": distinct.repeated})
+
+
+def _failed(state: ApiState, reason: ApiReason) -> ApiState:
+    """The state after a failed poll: down, the reason counted, the last good figures kept."""
+    errors = dict(state.errors)
+    errors[reason.value] = errors.get(reason.value, 0) + 1
+    return ApiState(state.server, state.site, False, state.last_success, errors, reason.value,
+                    state.snapshot, state.database_certificate)
 
 
 @dataclass(frozen=True)
@@ -228,12 +368,13 @@ class ApiPoller:
         try:
             snapshot = poll(self.client, self.clock())
         except ApiError as exc:
-            errors = dict(state.errors)
-            errors[exc.reason.value] = errors.get(exc.reason.value, 0) + 1
             if state.up or state.last_reason != exc.reason.value:
                 log.warning("api poll failed", extra={"server": state.server, "reason": exc.reason.value, "detail": exc.detail})
-            self.state = ApiState(state.server, state.site, False, state.last_success, errors, exc.reason.value,
-                                  state.snapshot, state.database_certificate)
+            self.state = _failed(state, exc.reason)
+        except Exception as exc:  # a bug or an answer nobody foresaw: down, counted, said with its traceback
+            log.exception("api poll crashed", extra={"server": state.server, "reason": ApiReason.INVALID_RESPONSE.value,
+                                                     "detail": type(exc).__name__})
+            self.state = _failed(state, ApiReason.INVALID_RESPONSE)
         else:
             if not state.up:
                 log.info("api poll succeeded", extra={"server": state.server, "groups": len(snapshot.groups),
