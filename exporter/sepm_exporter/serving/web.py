@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import socket
 import ssl
@@ -10,18 +11,20 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.serving import landing, runbooks
+from sepm_exporter.serving.connections import HEAD_TIMEOUT, HeadReader, Slots
 from sepm_exporter.settings.webconfig import WebConfig
 
 log = logging.getLogger("sepm_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HANDSHAKE_TIMEOUT = 10.0  # a TLS client that says nothing for this long is dropped
-IDLE_TIMEOUT = 30.0  # a connection that sends no complete request for this long is dropped
+IDLE_TIMEOUT = 30.0  # each read and write; the request head as a whole has HEAD_TIMEOUT
 LISTEN_BACKLOG = 128  # the kernel's usual somaxconn; 5 made a burst of connects wait for SYN retries
 
 
@@ -74,10 +77,31 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sepm-exporter"
-        timeout = IDLE_TIMEOUT  # slowloris: a connection trickling a request is cut, its thread freed
+        timeout = IDLE_TIMEOUT
         # An unparsable request line is answered with a status line (400, 414, 505), not in HTTP/0.9
         # style, where the error page is sent bare and a client cannot tell it from content.
         default_request_version = "HTTP/1.0"
+        # Keep-alive, so pipelined requests are each answered in turn (every answer has a length);
+        # an HTTP/1.0 request or `Connection: close` still ends the connection after its answer.
+        protocol_version = "HTTP/1.1"
+        head: HeadReader
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # the stdlib's reader; ours bounds the request head as a whole
+            self.head = HeadReader(self.connection, IDLE_TIMEOUT)
+            self.rfile = io.BufferedReader(self.head)
+
+        def handle_one_request(self) -> None:
+            """Slowloris: the request line and headers within HEAD_TIMEOUT in all, however they trickle
+            (a kept-alive connection waiting for its next request waits under the same deadline)."""
+            self.head.start(HEAD_TIMEOUT)
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            self.head.clear()
+            return parsed
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             # `path` is not set yet when the request line itself was refused (400, 414, 505).
@@ -127,7 +151,7 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            path = self.path.split("?", 1)[0]
+            path, query = request_target(self.path)
             if path == telemetry_path:
                 self._send_metrics()
             elif path == "/-/healthy":
@@ -142,11 +166,21 @@ def make_handler(exporter: Exporter, web: WebConfig, telemetry_path: str) -> typ
             elif path.startswith(runbooks.PREFIX):  # the runbooks, under the same auth as everything else
                 self._send(*runbooks.page(path), "text/html; charset=utf-8")
             elif path == landing.CLIENTS_PATH:
-                self._send(*landing.clients_page(exporter, telemetry_path, self.path.partition("?")[2]), "text/html; charset=utf-8")
+                self._send(*landing.clients_page(exporter, telemetry_path, query), "text/html; charset=utf-8")
             else:
                 self._send(404, b"Not found.\n")
 
     return Handler
+
+
+def request_target(target: str) -> tuple[str, str]:
+    """Path and query of a request target, in origin form (`/metrics?x`) or in the absolute form
+    HTTP/1.1 servers must accept (`http://host:port/metrics?x`, RFC 9112 3.2.2)."""
+    if target.startswith(("http://", "https://")):
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("?")
+    return path, query
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -167,6 +201,26 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
     tls: ssl.SSLContext | None = None
+    slots: Slots
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while fewer than MAX_CONNECTIONS are open; past that it is
+        closed at once, so a flood of connections cannot take every thread and all memory."""
+        if not self.slots.take():
+            log.debug("http connection refused: too many open", extra={"detail": repr(client_address)})
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: the slot is not held by anyone
+            self.slots.give_back()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.give_back()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is None:
@@ -200,6 +254,7 @@ class WebServer:
         handler = make_handler(exporter, web, telemetry_path)
         self.httpd: _Server = (_Server6 if ":" in host else _Server)((host, port), handler)
         self.httpd.tls = web.tls
+        self.httpd.slots = Slots()
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     @property

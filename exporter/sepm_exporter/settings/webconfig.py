@@ -6,7 +6,10 @@ Same file format as node_exporter's, so operators reuse what they already have.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ssl
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,37 @@ _TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min
              "cipher_suites", "prefer_server_cipher_suites"}
 
 
+MAX_PASSWORD_BYTES = 72  # what bcrypt reads; a longer password never matches (below)
+CACHE_SIZE = 64  # credentials that passed, remembered so each scrape does not pay a bcrypt check
+CHECKS_AT_ONCE = 1  # bcrypt checks of credentials not remembered, running at once
+CHECK_WAIT = 5.0  # seconds a request waits for its check before it is refused (401) unchecked
+
+
+class CredentialCache:
+    """Credentials that passed a bcrypt check (as the exporter-toolkit caches them), and the bound on
+    the checks of all others. A scrape with the right password pays bcrypt once, not at every
+    scrape; a brute force pays it at most CHECKS_AT_ONCE at a time, so it uses one core at most and
+    cannot slow the scrapes that the cache answers. Only digests are kept, never a password."""
+
+    def __init__(self) -> None:
+        self._passed: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.checks = threading.BoundedSemaphore(CHECKS_AT_ONCE)
+
+    def passed(self, key: bytes) -> bool:
+        with self._lock:
+            if key in self._passed:
+                self._passed.move_to_end(key)
+                return True
+            return False
+
+    def remember(self, key: bytes) -> None:
+        with self._lock:
+            self._passed[key] = None
+            while len(self._passed) > CACHE_SIZE:
+                self._passed.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """TLS settings (None: plain HTTP) and the allowed users with their bcrypt hashes."""
@@ -53,26 +87,42 @@ class WebConfig:
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)
     dummy: bytes = b""  # checked for unknown users, at the users' cost, so timing does not tell names apart
+    cache: CredentialCache = field(default_factory=CredentialCache, compare=False, repr=False)
 
     def authorized(self, header: str | None) -> bool:
-        """Check an Authorization header; always True when no users are configured."""
+        """Check an Authorization header; always True when no users are configured.
+
+        Known and unknown users, right and wrong passwords, short and over-long ones: each costs one
+        bcrypt check (of the same cost for an unknown name) unless the credentials passed before,
+        and every refusal is the same False (one 401)."""
         if not self.users:
             return True
         if header is None or not header.startswith("Basic "):
             return False
         try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+            user, _, text = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
+        password = text.encode("utf-8")
         hashed = self.users.get(user)
-        if hashed is None:
-            if self.dummy:
-                bcrypt.checkpw(password.encode("utf-8"), self.dummy)
+        key = hashlib.sha256(b"\0".join((user.encode("utf-8"), hashed or b"", password))).digest()
+        if hashed is not None and self.cache.passed(key):
+            return True
+        # bcrypt reads 72 bytes and the library refuses more: an over-long password is checked, cut,
+        # against the dummy (a check like any other, for every name) and never matches.
+        against = hashed if hashed is not None and len(password) <= MAX_PASSWORD_BYTES else self.dummy
+        if not self.cache.checks.acquire(timeout=CHECK_WAIT):
             return False
         try:
-            return bcrypt.checkpw(password.encode("utf-8"), hashed)
+            matched = bcrypt.checkpw(password[:MAX_PASSWORD_BYTES], against) if against else False
         except ValueError:
-            return False
+            matched = False
+        finally:
+            self.cache.checks.release()
+        if matched and against is hashed:
+            self.cache.remember(key)
+            return True
+        return False
 
 
 def _tls(raw: dict[str, Any], base: Path, problems: list[str]) -> ssl.SSLContext | None:
