@@ -7,6 +7,7 @@ client be told "stale" (it holds an earlier version) apart from "unmatched" (it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -217,12 +218,69 @@ def load(path: Path) -> tuple[History, str | None]:
         return History(), f"state file not usable ({type(exc).__name__})"
 
 
+BAD_COPIES = 3  # unusable state files kept for the operator: `.bad` (the newest), `.bad.1`, `.bad.2`
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def previous_path(path: Path) -> Path:
+    """The state before the last save: what a corrupt state file falls back to."""
+    return path.with_name(path.name + ".previous")
+
+
 def save(path: Path, history: History) -> None:
-    """Atomic: write a temp file, flush it to disk, rename over; a kill at any point leaves a valid file."""
+    """Atomic: write a temp file, flush it to disk, keep the last saved state as `.previous`, rename
+    over. A kill at any point leaves a valid file or a valid `.previous` (`recover` reads either); a
+    write that fails (a full disk) removes its temp file rather than leave it behind, empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(encode(history))
-        handle.flush()
-        os.fsync(handle.fileno())
+    temp = temp_path(path)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(encode(history))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    if path.is_file():
+        os.replace(path, previous_path(path))
     os.replace(temp, path)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What a start takes from the state file: its history, why the file was unusable (None: it was
+    fine or absent), and the `.previous` file the history came from instead, if any."""
+
+    history: History
+    problem: str | None
+    restored_from: Path | None = None
+
+
+def recover(path: Path) -> Recovered:
+    """The state at start: the file, or when it is unusable (or missing after a kill mid-save) the
+    state saved before it. A temp file left by a kill or a full disk is removed first."""
+    with contextlib.suppress(OSError):
+        temp_path(path).unlink()
+    history, problem = load(path)
+    if problem is None and (path.exists() or not previous_path(path).exists()):
+        return Recovered(history, None)
+    previous = previous_path(path)
+    kept, kept_problem = load(previous)
+    if kept_problem is None and previous.exists():
+        return Recovered(kept, problem, previous)
+    return Recovered(history, problem)
+
+
+def set_aside(path: Path) -> Path:
+    """Move an unusable state file to `<name>.bad`, the older copies shifted to `.bad.1` .. (BAD_COPIES in all)."""
+    bad = path.with_name(path.name + ".bad")
+    copies = [bad, *(path.with_name(f"{path.name}.bad.{n}") for n in range(1, BAD_COPIES))]
+    for older, newer in zip(reversed(copies[1:]), reversed(copies[:-1]), strict=True):
+        if newer.exists():
+            os.replace(newer, older)
+    os.replace(path, bad)
+    return bad

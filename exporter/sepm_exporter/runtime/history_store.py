@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -29,9 +28,10 @@ class HistoryStore:
         self.history = History()
         self.ok = True  # sepm_exporter_state_file_ok
         if state_file is not None:
-            self.history, problem = history_module.load(state_file)
-            if problem is not None:
-                self._set_aside(state_file, problem)
+            recovered = history_module.recover(state_file)
+            self.history = recovered.history
+            if recovered.problem is not None:
+                self._set_aside(state_file, recovered.problem, recovered.restored_from)
             history_module.prune(self.history, servers)
 
     def record_keys(self, inventory: Inventory, now: float) -> bool:
@@ -75,14 +75,15 @@ class HistoryStore:
             self.ok = False
             log.error("state file not saved", extra={"file": str(self.state_file), "detail": exc.strerror or type(exc).__name__})
 
-    def _set_aside(self, path: Path, problem: str) -> None:
-        """A state file that cannot be used is kept as `<name>.bad` (it may come from a newer version) and
-        reported as a `bad_state` file error until a good one has been written in its place."""
+    def _set_aside(self, path: Path, problem: str, restored_from: Path | None) -> None:
+        """A state file that cannot be used is kept as `<name>.bad` (it may come from a newer version;
+        older ones as `.bad.1`, `.bad.2`) and reported as a `bad_state` file error until a good one has
+        been written in its place. The key history goes on from `.previous` when that one is good."""
         self.ok = False
-        aside = path.with_name(path.name + ".bad")
+        then = f"key history restored from {restored_from.name}" if restored_from else "key history starts over"
         try:
-            os.replace(path, aside)
-            detail = f"{problem}; kept as {aside.name}, key history starts over"
+            aside = history_module.set_aside(path)
+            detail = f"{problem}; kept as {aside.name}, {then}"
         except OSError as exc:
             detail = f"{problem}; could not be set aside ({exc.strerror or type(exc).__name__})"
         self.problems.update(OWNER, [FileProblem("", "", str(path), Reason.BAD_STATE.value, detail)])
