@@ -97,3 +97,27 @@ def test_identical_groups_and_split_configs_from_the_command_line(tmp_path: Path
     paths = estate.write_split_configs(lab, tmp_path / "other")
     assert [p.name for p in paths] == ["SEPM1.yml", "SEPM2.yml", "clients.yml"]
     assert [s.name for s in load_config(paths[2]).servers] == ["SEPM1", "SEPM2"]
+
+
+def test_lab_init_with_a_relative_folder_writes_a_config_that_serve_resolves(tmp_path: Path) -> None:
+    """`lab init mylab` used to write `mylab/...` roots into `mylab/sepm-exporter.yml`, which the
+    config resolves against its own folder: every root was DOWN."""
+    import subprocess
+    import sys
+
+    from conftest import one
+    from helpers import free_port, get, start_exporter, stop
+
+    subprocess.run([sys.executable, "-m", "sepm_exporter", "lab", "init", "ラボ", "--clients", "3"], cwd=tmp_path,
+                   check=True, capture_output=True, timeout=120)
+    config = tmp_path / "ラボ" / "sepm-exporter.yml"
+    port = free_port()
+    exporter = start_exporter(config, port)  # started from another folder than the lab's
+    try:
+        exposition = get(f"http://127.0.0.1:{port}/metrics")
+        for server in ("SEPM1", "SEPM2"):
+            assert one(exposition, "sepm_exporter_root_up", server=server, client_root="") == 1
+        assert one(exposition, "sepm_exporter_files", kind="client_sylink") == 3
+    finally:
+        stop(exporter)
+    assert load_config(config).state_file == tmp_path / "ラボ" / "state.json"

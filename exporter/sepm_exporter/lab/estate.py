@@ -81,7 +81,9 @@ class LabPaths:
     """A lab folder's state and where each of its files is; `Lab` adds what an admin or SEPM does to them."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
+        # Absolute: the configs written from here resolve relative paths against their own folder,
+        # so `lab init mylab` must not write `mylab/...` into `mylab/sepm-exporter.yml`.
+        self.directory = directory.absolute()
         raw = json.loads((directory / LAB_FILE).read_text(encoding="utf-8"))
         self.state = LabState(
             domain_id=raw["domain_id"],
@@ -485,6 +487,7 @@ def write_split_configs(lab: Lab, folder: Path, clients_on: str | None = None) -
     that server alone, so trust in the other servers' keys is unknown to it); None adds a separate
     clients exporter that watches every server's tree beside the collection.
     """
+    folder = folder.absolute()
     folder.mkdir(parents=True, exist_ok=True)
     collection = f"clients:\n  - collection: {json.dumps(str(lab.clients_root), ensure_ascii=False)}\n"
     paths = []
