@@ -174,6 +174,13 @@ def test_an_event_flood_ends_equal_to_a_fresh_scan(tmp_path: Path) -> None:
             assert events["overflow"] >= 1, events  # seen, and answered by a scan long before the 300 s reconcile
         else:
             assert sum(events.values()) > 0
+        # watchdog's "Inotify queue overflowed" used to go bare to stderr: every line is in the log format.
+        lines = (tmp_path / "exporter.log").read_text(encoding="utf-8").splitlines()
+        assert [line for line in lines if not line.startswith("ts=")] == []
+        overflow_lines = [line for line in lines if "Inotify queue overflowed" in line]
+        assert all('msg="file watcher warning"' in line for line in overflow_lines)
+        if overflow_lines:
+            assert events["overflow"] >= 1, events
     finally:
         stop(exporter)
 

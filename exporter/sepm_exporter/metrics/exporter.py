@@ -42,6 +42,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("sepm_exporter_client_series_dropped", "gauge", (),
            "Per-client series left out because clients.series_limit was reached; the report, the page and "
            "check --stranded still name those clients."),
+    Family("sepm_exporter_client_folders_without_sylink", "gauge", ("client_root",),
+           "Entries of a client collection that hold no SyLink.xml (empty folders, stray files), as of its last full scan."),
 )
 
 
@@ -71,6 +73,7 @@ def samples(inventory: Inventory, stats: SelfStats, problems: list[FileProblem])
         out["sepm_exporter_root_up"].append(((name, ""), 1.0 if server.root_up else 0.0))
     for key, collection in inventory.collections.items():
         out["sepm_exporter_root_up"].append((("", key), 1.0 if collection.root_up else 0.0))
+        out["sepm_exporter_client_folders_without_sylink"].append(((key,), float(collection.without_sylink)))
     for root, scan in stats.root_scans.items():
         out["sepm_exporter_root_scan_duration_seconds"].append((root, scan.seconds))
         out["sepm_exporter_root_scan_success"].append((root, 1.0 if scan.ok else 0.0))

@@ -80,6 +80,7 @@ class CollectionState:
 
     path: Path
     root_up: bool = False
+    without_sylink: int = 0  # folders (and stray files) holding no SyLink.xml, as of the last scan of the folder
 
 
 @dataclass

@@ -92,6 +92,22 @@ def _unchanged(path: str, known: Signature | None) -> bool:
             and st.st_dev == known.device and st.st_ctime_ns == known.ctime_ns)
 
 
+def _collection_entries(path: Path) -> tuple[dict[str, str], set[str]]:
+    """Folder name -> the name its labels spell, and the names that are links (d_type: no extra call).
+
+    Streamed from the directory, never a list of DirEntry objects: 300,000 folders, most of them
+    empty, must not cost 300,000 entries held at once on top of the names."""
+    shown: dict[str, str] = {}
+    linked: set[str] = set()
+    with os.scandir(path) as entries:
+        for entry in entries:
+            name = entry.name
+            shown[name] = display_name(name)
+            if entry.is_symlink():
+                linked.add(name)
+    return shown, linked
+
+
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
@@ -331,13 +347,11 @@ class Scanner(ServerScans):
         if not collection.root_up:
             return
         try:
-            entries = list(os.scandir(collection.path))
+            shown, linked = _collection_entries(collection.path)
         except OSError as exc:
             collection.root_up = False
             log.warning("client root unreadable", extra={"client_root": key, "detail": exc.strerror or type(exc).__name__})
             return
-        shown = {e.name: display_name(e.name) for e in entries}  # folder name -> the name its labels spell
-        linked = {e.name for e in entries if e.is_symlink()}  # d_type: no extra call; links go the careful path
         present: set[str] = set()
         clients = self.inventory.clients
         duplicates = self.inventory.duplicates
@@ -371,6 +385,7 @@ class Scanner(ServerScans):
             if self.progress is not None and done % 500 == 0:
                 self.progress(done, total)
         self._adopt_fresh(key, fresh, present, done, total)
+        collection.without_sylink = max(0, len(shown) - len(present))
         for client in [c for c, s in self.inventory.clients.items() if s.root == key and c not in present]:
             del self.inventory.clients[client]
             self.changes.clients.add(client)
@@ -384,7 +399,8 @@ class Scanner(ServerScans):
 
         The hot path of a 100,000-client scan: string paths, one stat, and a read only on change.
         """
-        path = f"{key}{os.sep}{client}{os.sep}{layout.SYLINK_NAME}"
+        folder = f"{key}{os.sep}{client}"
+        path = f"{folder}{os.sep}{layout.SYLINK_NAME}"
         client = display_name(client)  # the folder's name as labels spell it; `path` keeps the real one
         clients = self.inventory.clients
         duplicates = self.inventory.duplicates
@@ -404,6 +420,8 @@ class Scanner(ServerScans):
                 )
                 self.changes.clients.add(client)
             return True
+        if self._outside_folder(key, folder, path, client, existing):
+            return True
         previous = existing.sylink if existing is not None else None
         if previous is not None and _unchanged(path, previous.signature) and client not in duplicates:
             return True  # the reconciliation scan's common case: one stat, nothing else
@@ -422,6 +440,23 @@ class Scanner(ServerScans):
             clients[client] = ClientState(client, key, observed)
             self.changes.clients.add(client)
         return True
+
+    def _outside_folder(self, key: str, folder: str, path: str, client: str, existing: ClientState | None) -> bool:
+        """A client folder that is a link out of the collection: reported as `outside_root` from the link
+        alone, never looking behind it, so the answer is the same whether its target exists or holds a
+        SyLink.xml. Costs one lstat per folder on the careful path."""
+        if not os.path.islink(folder):
+            return False
+        try:
+            refuse_outside(folder, key)
+        except ParseError as exc:
+            if existing is None or existing.sylink.reason is not exc.reason:
+                observed: Observed[SyLinkFacts] = Observed(path, f"{client}/{layout.SYLINK_NAME}", None, None,
+                                                           exc.reason, "a folder link that leads out of the collection; not followed")
+                self.inventory.clients[client] = ClientState(client, key, observed)
+                self.changes.clients.add(client)
+            return True
+        return False
 
     def _adopt_fresh(self, key: str, fresh: list[str], present: set[str], done: int, total: int) -> None:
         """Clients not seen before, with plain names and no link: a cold scan's 100,000 files.

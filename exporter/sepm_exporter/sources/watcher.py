@@ -20,6 +20,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileAttribEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -45,8 +46,9 @@ NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.s
 # per file, the queue overflows, watchdog walks the tree again, and at 100,000 folders it never ends.
 EVENTS: tuple[type[FileSystemEvent], ...] = (
     FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileAttribEvent,
-    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
-)  # FileAttribEvent: chmod/chown/touch, so a file made readable (or unreadable) is read again at once
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent, EventsLostEvent,
+)  # FileAttribEvent: chmod/chown/touch, so a file made readable (or unreadable) is read again at once;
+# EventsLostEvent: the kernel queue overflowed, only a full scan can tell what changed
 
 
 def filesystem_type(path: Path, mounts: str) -> str:
@@ -135,6 +137,9 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed", "closed_no_write"):
             return
+        if event.event_type == "events_lost":
+            self.watcher.overflowed()
+            return
         kind = event.event_type if event.event_type in ("created", "modified", "deleted", "moved") else "modified"
         paths = [event.src_path]
         dest = getattr(event, "dest_path", "")
@@ -144,21 +149,29 @@ class _Handler(FileSystemEventHandler):
 
 
 class _OverflowSignal(logging.Handler):
-    """watchdog says only in its log that the kernel dropped events (that line triggers a full scan)
-    and, since 7.0, that it could not watch a folder added under a watched root (the watches are checked)."""
+    """watchdog's own warnings, in the exporter's log format instead of bare on stderr. An overflow
+    line also triggers a full scan (as `EventsLostEvent` does: the two count as one overflow) and,
+    since 7.0, a folder it could not watch under a watched root triggers a check of the watches."""
 
-    LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+    LOGGERS = ("watchdog",)
+    QUIET = 60.0  # one line per kind of warning this often at most: 300,000 unwatchable folders say it once
 
     def __init__(self, watcher: Watcher) -> None:
         super().__init__(logging.WARNING)
         self.watcher = watcher
+        self._said: dict[str, float] = {}  # message template -> when it was last written
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage().lower()
-        if "overflow" in message:
+        message = record.getMessage()
+        lowered = message.lower()
+        if "overflow" in lowered:
             self.watcher.overflowed()
-        elif message.startswith("unable to watch"):
+        elif lowered.startswith("unable to watch"):
             self.watcher.watch_refused()
+        template, now = str(record.msg), time.monotonic()
+        if now - self._said.get(template, -self.QUIET) >= self.QUIET:
+            self._said[template] = now
+            log.log(record.levelno, "file watcher warning", extra={"detail": message[:500]})
 
 
 def inotify_watched_inodes(pid: int | str = "self") -> set[int] | None:
@@ -301,8 +314,10 @@ class Watcher:
         self.wake.set()
 
     def overflowed(self) -> None:
-        """Events were lost: only a full stat scan can tell what changed."""
-        self.exporter.count_event("overflow")
+        """Events were lost: only a full stat scan can tell what changed. Counted once per scan it
+        causes: one overflow says so in a log line and in an event for each watch."""
+        if not self.overflow_pending:
+            self.exporter.count_event("overflow")
         self.overflow_pending = True
         self.wake.set()
 
@@ -312,6 +327,7 @@ class Watcher:
         self.polling = False
         for name in _OverflowSignal.LOGGERS:
             logging.getLogger(name).addHandler(self.overflow_signal)
+            logging.getLogger(name).propagate = False  # never also the bare line of Python's last-resort handler
         self._schedule()
         log.info("watching", extra={"mode": "poll" if self.polling else "events", "roots": len(self.roots())})
         for thread in self.threads:
