@@ -25,7 +25,7 @@ def test_serve_restarts_from_the_previous_good_state_when_the_file_is_corrupt(la
     state = load_config(lab.config_path).state_file
     assert state is not None
     port = free_port()
-    exporter = start_exporter(lab.config_path, port, log=tmp_path / "first.log")
+    exporter = start_exporter(lab.config_path, port, "--watch.poll-interval=0.5", log=tmp_path / "first.log")
     try:
         wait_for(lambda: state.is_file(), timeout=30)
         old_key = history.load(state)[0].servers["SEPM1"].current.public_key_sha256  # type: ignore[union-attr]
@@ -37,7 +37,7 @@ def test_serve_restarts_from_the_previous_good_state_when_the_file_is_corrupt(la
     state.write_bytes(b'{"version": 1, "servers": {"SEPM1": ')  # corrupt: cut mid-write by a full disk
     history.temp_path(state).write_bytes(b"")  # and the empty temp file the full disk left
     log = tmp_path / "second.log"
-    exporter = start_exporter(lab.config_path, port, log=log)
+    exporter = start_exporter(lab.config_path, port, "--watch.poll-interval=0.5", log=log)
     try:
         # The history went on from .previous (SEPM1 on its old key), so the new key is a change again.
         assert wait_for(lambda: _previous_key(port), timeout=30) == old_key
