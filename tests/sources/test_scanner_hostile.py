@@ -25,7 +25,8 @@ def test_a_folder_link_out_of_the_share_is_reported_alike_whatever_lies_behind_i
     for name, target in targets.items():
         os.symlink(target, lab.clients_root / name)
     port = free_port()
-    exporter = start_exporter(lab.config_path, port, "--watch.poll-interval=0.5", log=tmp_path / "exporter.log")
+    exporter = start_exporter(lab.config_path, port, "--watch.poll-interval=0.5", "--clients.series=all",
+                              log=tmp_path / "exporter.log")
     try:
         exposition = get(f"http://127.0.0.1:{port}/metrics")
         errors = {labels["client"]: labels for labels, _ in find(exposition, "sepm_exporter_file_error")}
