@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 from sepm_exporter.lab import estate
-from sepm_exporter.lab.api import Estate
+from sepm_exporter.lab.api import AGENT_VERSIONS, Estate
+from sepm_exporter.sepm.serial import parse_serial
 
 
 def by_group(view_clients: tuple[object, ...]) -> dict[str, int]:
@@ -41,11 +42,23 @@ def test_pulled_clients_advance_their_policy_serial(lab: estate.Lab) -> None:
     lab.publish("SEPM1")
     published = model.view(time.time())
     new = {g["id"]: g["policySerialNumber"] for g in published.groups}
-    assert all(new[g] != serials[g] and new[g].split("-")[0] > serials[g].split("-")[0] for g in new)
+    assert all(parse_serial(new[g]).time_ms > parse_serial(serials[g]).time_ms for g in new)
     assert not any(row.profile_serial == new[row.group_id] for row in published.clients)
     pulled = set(lab.pull(0.5))
     after = model.view(time.time())
     assert {row.name for row in after.clients if row.profile_serial == new[row.group_id]} == pulled
+    # the others still report the serial of the profile they hold: the group's serial before the publish
+    assert all(row.profile_serial == serials[row.group_id] for row in after.clients if row.name not in pulled)
+
+
+def test_serials_are_written_as_sepm_writes_them(lab: estate.Lab) -> None:
+    """Group-id prefix, then the profile time in UTC to the ms: the same instant as policyDate."""
+    view = Estate(lab.directory, "SEPM1").view(time.time())
+    for group in view.groups:
+        parsed = parse_serial(group["policySerialNumber"])
+        assert parsed.prefix == group["id"][:4]
+        assert parsed.time_ms == group["policyDate"]
+    assert {row.agent_version for row in view.clients} <= set(AGENT_VERSIONS)
 
 
 def test_replication_status_follows_lab_replicate(lab: estate.Lab) -> None:

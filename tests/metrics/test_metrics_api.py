@@ -35,7 +35,9 @@ def test_families_render_to_a_valid_exposition(lab: estate.Lab) -> None:
     assert found[("sepm_api_request_errors_total", frozenset({("server", "SEPM2"), ("reason", "tls")}))] == 0.0
     ids = {("server", "SEPM1"), ("group_id", "G1")}
     assert found[("sepm_api_group_clients", frozenset(ids | {("status", "offline")}))] == 1.0
-    assert found[("sepm_api_group_policy_serial", frozenset(ids))] == 0xA1
+    # 2026-01-02 03:04:05.006 UTC, to the millisecond
+    assert found[("sepm_api_group_policy_timestamp_seconds", frozenset(ids))] == 1767323045.006
+    assert ("sepm_api_group_policy_serial", frozenset(ids)) not in found
     assert found[("sepm_api_group_clients_on_current_policy", frozenset(ids))] == 1.0
     assert found[("sepm_api_group_info", frozenset(ids | {("group", "My Company\\Sales \"EU\"")}))] == 1.0
     assert found[("sepm_api_clients_last_checkin_age_seconds_bucket", frozenset(ids | {("le", "10.0")}))] == 1.0

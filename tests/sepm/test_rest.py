@@ -27,7 +27,7 @@ from sepm_exporter.sepm.rest import (
     decode_page,
     decode_replication,
     decode_token,
-    serial_counter,
+    policy_time_ms,
 )
 
 GROUP = "b89066fbab697a5b8a573c047e97d85c"
@@ -52,13 +52,18 @@ def test_token_shape_errors(doc: Any) -> None:
 
 
 def test_computer_fields_relied_on() -> None:
-    facts = decode_computer(computer(online=False, last_ms=1_500))
-    assert facts == Computer(group_id=GROUP.upper(), online=False, last_update=1.5, profile_serial=SERIAL)
-    assert decode_computer({"computerName": "x"}) == Computer("", None, None, "")
+    item = computer(online=False, last_ms=1_500)
+    facts = decode_computer(item)
+    assert facts == Computer(group_id=GROUP.upper(), online=False, last_update=1.5, profile_serial=SERIAL,
+                             name="WS-1", unique_id=item["uniqueId"], agent_version=item["agentVersion"])
+    assert decode_computer({"computerName": "x"}) == Computer("", None, None, "", "x")
+    del item["agentVersion"]  # the checked path reads the same fields
+    assert decode_computer(item) == facts._replace(agent_version="")
 
 
 @pytest.mark.parametrize("item", [{"group": "G"}, {"onlineStatus": "1"}, {"lastUpdateTime": float("inf")},
-                                   {"lastUpdateTime": True}, {"profileSerialNo": 1}, "x"])
+                                   {"lastUpdateTime": True}, {"profileSerialNo": 1}, {"computerName": 7},
+                                   {"uniqueId": []}, {"agentVersion": 14.2}, "x"])
 def test_computer_shape_errors(item: Any) -> None:
     with pytest.raises(ShapeError):
         decode_computer(item)
@@ -105,10 +110,20 @@ def test_database_certificate() -> None:
     assert decode_database({"name": "sem5"}) == ""
 
 
-@pytest.mark.parametrize(("serial", "counter"), [(SERIAL, 0x718B), ("0001-01/01/2020 00:00:00 000", 1), ("", None),
-                                                 ("zz-1", None), ("F" * 40 + "-x", None)])
-def test_serial_counter(serial: str, counter: float | None) -> None:
-    assert serial_counter(serial) == counter
+@pytest.mark.parametrize(("serial", "date", "expected"), [
+    (SERIAL, None, 1693832218775),  # the serial's own time
+    (SERIAL, 1, 1693832218775),  # the serial wins over policyDate
+    ("", 1693832218775, 1693832218775),  # no serial: policyDate
+    ("zz-1", None, None), ("zz-1", 0, None), ("F" * 40 + "-x", -5, None),
+])
+def test_policy_time(serial: str, date: int | None, expected: int | None) -> None:
+    assert policy_time_ms(Group("G", "G", serial, date)) == expected
+
+
+def test_group_keeps_policy_date() -> None:
+    assert decode_group({"id": GROUP, "policySerialNumber": SERIAL, "policyDate": 1693832218775}).policy_date_ms == 1693832218775
+    with pytest.raises(ShapeError):
+        decode_group({"id": GROUP, "policyDate": "yesterday"})
 
 
 def test_tally_counts_readiness_and_ages() -> None:

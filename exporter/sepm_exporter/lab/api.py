@@ -46,6 +46,7 @@ from sepm_exporter.lab.estate import Lab, atomic_write
 from sepm_exporter.sepm import layout
 from sepm_exporter.sepm.certificate import parse_certificate_file
 from sepm_exporter.sepm.index2 import parse_index2
+from sepm_exporter.sepm.serial import format_serial
 from sepm_exporter.sepm.sylink import parse_sylink
 
 BASE = "/sepm/api/v1"
@@ -121,10 +122,13 @@ def database_certificate(lab_dir: Path, server: str, valid_days: float) -> str:
     return path.read_text(encoding="ascii")
 
 
-def _format_serial(counter: int, when_ms: int) -> str:
-    """`718B-09/04/2023 12:56:58 775`: a hex counter, then the date, as SEPM spells policy serials."""
-    moment = dt.datetime.fromtimestamp(when_ms / 1000, dt.UTC)
-    return f"{counter:04X}-{moment:%m/%d/%Y %H:%M:%S} {when_ms % 1000:03d}"
+AGENT_VERSIONS = ("14.3.9210.6000", "14.3.9210.6000", "14.3.9210.6000", "14.2.1031.0100")  # one in four: 14.2 RU1
+OLD_PROFILE_MS = 1_500_000_000_000  # the time of a profile no group published in the lab (2017)
+
+
+def agent_version(name: str) -> str:
+    """A client's agentVersion: fixed per name, so a quarter of the lab runs 14.2 RU1 (KB 187099's case)."""
+    return AGENT_VERSIONS[zlib.crc32(b"agent " + name.encode()) % len(AGENT_VERSIONS)]
 
 
 def _phase(name: str, period: int) -> int:
@@ -140,6 +144,7 @@ class ClientRow:
     online: bool
     last_update_ms: int
     profile_serial: str
+    agent_version: str = AGENT_VERSIONS[0]
 
 
 @dataclass(frozen=True)
@@ -204,12 +209,11 @@ class Estate:
             index_path = lab.group_dir(self.server, group.group_id) / layout.INDEX2_NAME
             try:
                 index = parse_index2(index_path.read_bytes())
-                counter = int(index.serial_number or 0)
                 published = index_path.stat().st_mtime_ns
                 when = int(index.last_modified or published // 1_000_000)
             except (OSError, ValueError):
-                index, counter, when, published = None, 0, 0, 0
-            serial = _format_serial(counter, when) if index is not None else ""
+                index, when, published = None, 0, 0
+            serial = format_serial(group.group_id, when) if index is not None else ""
             serials[group.group_id] = (index.checksum.upper() if index is not None else "", serial, published)
             timing[group.group_id] = (group.heartbeat_seconds, group.randomization_seconds)
             groups.append({
@@ -232,8 +236,10 @@ class Estate:
             # The policy serial a client reports is the one it last downloaded: the group's current
             # file, fetched after the group's last publish (mtimes move together under `lab age`).
             current = found is not None and found[0] == checksum and found[2] >= published
-            profile = serial if current else _format_serial(0, 1_500_000_000_000 + _phase(name, 10**6))
-            rows.append(ClientRow(name, group_id, online, int(last * 1000), profile))
+            # Otherwise the serial of the profile it holds: that file's first publish, as SEPM dates it.
+            made = lab.state.profiles.get(found[0]) if found is not None else None
+            profile = serial if current else format_serial(group_id, made if made is not None else OLD_PROFILE_MS + _phase(name, 10**6))
+            rows.append(ClientRow(name, group_id, online, int(last * 1000), profile, agent_version(name)))
         return View(now, tuple(groups), tuple(rows), tuple(self._partners(lab, now)),
                     lab.server(self.server).site)
 
@@ -277,7 +283,8 @@ def computer_json(row: ClientRow, group_path: str, domain_id: str, server: str, 
         "group": {"id": row.group_id, "name": group_path, "fullPathName": group_path, "externalReferenceId": "",
                   "source": "", "domain": {"id": domain_id, "name": "Default"}},
         "onlineStatus": 1 if row.online else 0, "lastUpdateTime": row.last_update_ms,
-        "profileSerialNo": row.profile_serial, "profileVersion": "14.3.9210", "agentVersion": "14.3.9210.6000",
+        "profileSerialNo": row.profile_serial, "profileVersion": row.agent_version.rpartition(".")[0],
+        "agentVersion": row.agent_version,
         "agentType": "105", "lastServerName": server, "lastSiteName": site, "lastConnectedIpAddr": "10.0.2.10",
         "ipAddresses": ["10.0.2.10"], "macAddresses": ["00-15-5D-00-00-01"], "domainOrWorkgroup": "CORP",
         "logonUserName": "user", "operatingSystem": "Windows 10 Enterprise Edition", "infected": 0, "apOnOff": 1,

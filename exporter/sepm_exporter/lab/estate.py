@@ -27,6 +27,7 @@ LAB_FILE = "lab.json"
 CONFIG_FILE = "sepm-exporter.yml"
 KEYSTORE_MODES = ("both", "skip", "only")
 DEFAULT_SERVERS = (("SEPM1", "tokyo", "10.0.0.111"), ("SEPM2", "osaka", "10.0.1.111"))
+INIT_PROFILE_AGE = 86400.0  # seconds: how old the profiles of a new lab are (made before any renewal in it)
 SHARED_GROUP_NAME = "My Company"  # the PreferredGroup of every file when groups inherit one setting
 
 
@@ -63,6 +64,7 @@ class LabState:
     seed: int = 1
     extra: dict[str, str] = field(default_factory=dict)
     identical_groups: bool = False  # every group inherits the same settings: byte-identical outbox files
+    profiles: dict[str, int] = field(default_factory=dict)  # outbox file MD5 -> when first published (ms): its serial's time
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -94,6 +96,7 @@ class LabPaths:
             seed=raw.get("seed", 1),
             extra=dict(raw.get("extra", {})),
             identical_groups=bool(raw.get("identical_groups", False)),
+            profiles={str(k): int(v) for k, v in raw.get("profiles", {}).items()},
         )
 
     # -- paths ------------------------------------------------------------------------------
@@ -178,6 +181,7 @@ class Lab(LabPaths):
             raise ValueError(f"keystore must be one of {', '.join(KEYSTORE_MODES)}")
         spec = self.server(server)
         key = pki.new_key(bits) if new_key else pki.load_key(self.key_path(server).read_bytes())
+        self._after_last_profile()
         not_before = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=age_days)
         der = pki.self_signed(
             key, spec.name, not_before, not_before + dt.timedelta(days=valid_days), signature_hash
@@ -188,6 +192,16 @@ class Lab(LabPaths):
             atomic_write(self.certificate_path(server), pki.pem(der))
         if keystore != "skip":
             self.write_keystore(server, key, der)
+
+    def _after_last_profile(self) -> None:
+        """A certificate's notBefore has whole seconds: a renewal in the very second a profile was
+        published would date it no later than that profile. Real renewals come minutes after the last
+        publish; the lab waits out the rest of that second (at most one), so a profile made before a
+        renewal is dated before the certificate, as on a real SEPM."""
+        newest = max(self.state.profiles.values(), default=0) / 1000.0
+        now = time.time()
+        if int(now) <= newest:
+            time.sleep(int(newest) + 1 - now + 0.001)
 
     def write_keystore(self, server: str, key: rsa.RSAPrivateKey | None = None, der: bytes | None = None,
                        password: str | None = None) -> Path:
@@ -225,8 +239,11 @@ class Lab(LabPaths):
             preferred_group=SHARED_GROUP_NAME if self.state.identical_groups else group.name,
         )
 
-    def publish(self, server: str, group_ids: list[str] | None = None) -> list[Path]:
-        """SEPM rewrites the outbox: every group's SyLink.xml embeds the current certificates."""
+    def publish(self, server: str, group_ids: list[str] | None = None, made_at_ms: int | None = None) -> list[Path]:
+        """SEPM rewrites the outbox: every group's SyLink.xml embeds the current certificates.
+
+        `made_at_ms`: the profile's time (index2 LastModifiedTime, the policy serial's time); now by default.
+        """
         self.server(server)
         written = []
         for group in self.state.groups:
@@ -237,7 +254,8 @@ class Lab(LabPaths):
             path = self.sylink_path(server, group.group_id)
             atomic_write(path, data)
             checksum = hashlib.md5(data, usedforsecurity=False).hexdigest().upper()
-            now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            now_ms = made_at_ms if made_at_ms is not None else int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            self.state.profiles.setdefault(checksum, now_ms)
             atomic_write(path.with_name(layout.INDEX2_NAME), render_index2(group.serial, checksum, now_ms))
             written.append(path)
         self.save()
@@ -450,8 +468,9 @@ def init(
             valid_days=valid_days,
             age_days=certificate_age_days,
         )
+    made_at = int((time.time() - INIT_PROFILE_AGE) * 1000)  # the pair ran for years: its profiles are not new
     for server in state.servers:
-        lab.publish(server.name)
+        lab.publish(server.name, made_at_ms=made_at)
     lab.pull(1.0)
     write_config(lab)
     return lab

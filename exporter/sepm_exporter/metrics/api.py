@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from sepm_exporter.metrics.exposition import format_value
 from sepm_exporter.metrics.family import Family, Sample
-from sepm_exporter.sepm.rest import AGE_BUCKETS, KNOWN_REPLICATION_STATUSES, ApiReason, serial_counter
+from sepm_exporter.sepm.rest import AGE_BUCKETS, KNOWN_REPLICATION_STATUSES, ApiReason
 from sepm_exporter.sources.api import ApiState
 
 DATABASE_FILE = "api:/admin/database"
@@ -29,8 +29,9 @@ FAMILIES: tuple[Family, ...] = (
            "Clients of a group by onlineStatus (online, offline), from /computers."),
     Family("sepm_api_group_info", "gauge", ("server", "group_id", "group"),
            "A group's full path from /groups; the value is 1. group_id joins the file side's group_id."),
-    Family("sepm_api_group_policy_serial", "gauge", ("server", "group_id"),
-           "The counter of the group's policySerialNumber (the hex part before the dash)."),
+    Family("sepm_api_group_policy_timestamp_seconds", "gauge", ("server", "group_id"),
+           "When the group's current communication profile was made (Unix time to the ms): the time in its "
+           "policySerialNumber, else policyDate."),
     Family("sepm_api_group_clients_on_current_policy", "gauge", ("server", "group_id"),
            "Clients whose profileSerialNo equals their group's policySerialNumber (KB 187099 readiness)."),
     Family("sepm_api_clients_last_checkin_age_seconds", "histogram", ("server", "group_id", "le"),
@@ -70,9 +71,8 @@ def families(states: Iterable[ApiState]) -> dict[str, list[Sample]]:
             out["sepm_api_group_clients"].append(((*ids, "offline"), float(group.offline)))
             if group.path:
                 out["sepm_api_group_info"].append(((*ids, group.path), 1.0))
-            counter = serial_counter(group.policy_serial)
-            if counter is not None:
-                out["sepm_api_group_policy_serial"].append((ids, counter))
+            if group.policy_time is not None:
+                out["sepm_api_group_policy_timestamp_seconds"].append((ids, group.policy_time))
             out["sepm_api_group_clients_on_current_policy"].append((ids, float(group.on_current_policy)))
             histogram = out["sepm_api_clients_last_checkin_age_seconds"]
             for le, count in zip(_LE, (*group.age_buckets, group.age_count), strict=True):

@@ -16,7 +16,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sepm_exporter.sepm.serial import SerialError, parse_serial
+
+if TYPE_CHECKING:
+    from sepm_exporter.sepm.computers import ComputerStore
 
 # Check-in age buckets (seconds): from a lab heartbeat to a month, so a 5-second lab and a 4-hour
 # estate both land in buckets that tell "on time" from "gone".
@@ -75,6 +80,7 @@ class Group:
     group_id: str
     path: str
     policy_serial: str
+    policy_date_ms: int | None = None  # policyDate: the profile's time, the same instant as the serial's
 
 
 class Computer(NamedTuple):
@@ -84,6 +90,9 @@ class Computer(NamedTuple):
     online: bool | None  # onlineStatus: 1 online, 0 offline (inferred), None when absent
     last_update: float | None  # lastUpdateTime, Unix seconds
     profile_serial: str
+    name: str = ""  # computerName
+    unique_id: str = ""  # uniqueId
+    agent_version: str = ""  # agentVersion, e.g. 14.2.5587.2100
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,7 @@ class GroupSummary:
     age_buckets: tuple[int, ...]  # cumulative counts, one per AGE_BUCKETS bound
     age_sum: float
     age_count: int
+    policy_time: float | None = None  # the group's profile time, Unix seconds to the ms (`policy_time_ms`)
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,8 @@ class Snapshot:
     partners: tuple[Partner, ...]
     database_certificate_pem: str  # /admin/database dbTLSRootCertificate; "" when none
     duplicates: Mapping[str, int] = field(default_factory=dict)  # listing -> items skipped as repeats
+    computers: ComputerStore | None = None  # every computer /computers listed, in columns
+    group_list: tuple[Group, ...] = ()  # /groups as listed (serials, policy dates)
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -204,7 +216,8 @@ def decode_group(item: Any) -> Group:
     body = _mapping(item, "groups.content[]")
     raw_id = _label(body, "id", "groups.content[]", required=True)
     path = _label(body, "fullPathName", "groups.content[]") or _label(body, "name", "groups.content[]")
-    return Group(group_key(raw_id), path, _text(body, "policySerialNumber", "groups.content[]"))
+    return Group(group_key(raw_id), path, _text(body, "policySerialNumber", "groups.content[]"),
+                 _integer(body, "policyDate", "groups.content[]"))
 
 
 def computer_identity(item: Any) -> str:
@@ -225,10 +238,13 @@ def decode_computer(item: Any) -> Computer:
     if type(item) is dict:
         group, status = item.get("group"), item.get("onlineStatus")
         last, serial = item.get("lastUpdateTime"), item.get("profileSerialNo")
+        name, unique, agent = item.get("computerName"), item.get("uniqueId"), item.get("agentVersion")
         if (type(group) is dict and type(raw_id := group.get("id")) is str and type(status) is int
                 and type(last) is int and type(serial) is str and len(raw_id) <= MAX_LABEL_CHARS
-                and -MAX_NUMBER <= last <= MAX_NUMBER):
-            return Computer(raw_id.strip().upper(), status == 1, last / 1000.0 if last else None, serial)
+                and -MAX_NUMBER <= last <= MAX_NUMBER and type(name) is str and type(unique) is str
+                and type(agent) is str):
+            return Computer(raw_id.strip().upper(), status == 1, last / 1000.0 if last else None, serial,
+                            name, unique, agent)
     return _decode_computer_checked(item)
 
 
@@ -243,6 +259,9 @@ def _decode_computer_checked(item: Any) -> Computer:
         online=None if status is None else status == 1,
         last_update=_ms(body, "lastUpdateTime", "computers.content[]"),
         profile_serial=_text(body, "profileSerialNo", "computers.content[]"),
+        name=_text(body, "computerName", "computers.content[]"),
+        unique_id=_text(body, "uniqueId", "computers.content[]"),
+        agent_version=_text(body, "agentVersion", "computers.content[]"),
     )
 
 
@@ -286,15 +305,16 @@ def decode_database(doc: Any) -> str:
     return _text(_mapping(doc, "database"), "dbTLSRootCertificate", "database").strip()
 
 
-def serial_counter(serial: str) -> float | None:
-    """The hex counter before the dash of a policy serial (`718B-09/04/2023 12:56:58 775` -> 0x718B)."""
-    head = serial.partition("-")[0].strip()
-    if not head or len(head) > 16:
-        return None
+def policy_time_ms(group: Group) -> int | None:
+    """The group's profile time in ms: from its serial (what computers report back), else `policyDate`.
+
+    Both are the same instant on every public sample; the serial is preferred because a computer's
+    `profileSerialNo` is compared with it.
+    """
     try:
-        return float(int(head, 16))
-    except ValueError:
-        return None
+        return parse_serial(group.policy_serial).time_ms
+    except SerialError:
+        return group.policy_date_ms if group.policy_date_ms and group.policy_date_ms > 0 else None
 
 
 @dataclass
@@ -354,5 +374,10 @@ class Tally:
                 age_buckets=tuple(cumulative),
                 age_sum=counts.age_sum,
                 age_count=counts.age_count,
+                policy_time=_seconds(policy_time_ms(group)) if group is not None else None,
             ))
         return tuple(out)
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import httpx
 
 from sepm_exporter.sepm.certificate import CertificateFile, parse_certificate_file
+from sepm_exporter.sepm.computers import ComputerStore
 from sepm_exporter.sepm.rest import (
     ApiReason,
     Group,
@@ -316,15 +317,23 @@ def poll(client: ApiClient, now: float) -> Snapshot:
         _decoded(decode_group, item) for page in client.pages("/groups", page_size, limit=MAX_GROUPS) for item in page)
     tally = Tally(groups, now)
     distinct = Distinct()
+    store = ComputerStore()
     for page in client.pages("/computers", page_size, {"sort": "COMPUTER_NAME"}):
-        for item in page:
-            if distinct.first_time(item):
-                tally.add(_decoded(decode_computer, item))
+        keep([item for item in page if distinct.first_time(item)], tally, store)
     totals = _decoded(decode_online, client.get("/stats/client/onlinestatus"))
     partners = _decoded(decode_replication, client.get("/replication/status"))
     database = _decoded(decode_database, client.get("/admin/database"))
     return Snapshot(now, tally.summaries(), totals, partners, database,
-                    duplicates={"groups": repeated_groups, "computers": distinct.repeated})
+                    duplicates={"groups": repeated_groups, "computers": distinct.repeated},
+                    computers=store, group_list=tuple(groups))
+
+
+def keep(page: list[Any], tally: Tally, store: ComputerStore) -> None:
+    """What is retained from each computer of a page: its group's tallies and its row in the store."""
+    for item in page:
+        computer = _decoded(decode_computer, item)
+        tally.add(computer)
+        store.add(computer)
 
 
 def _failed(state: ApiState, reason: ApiReason) -> ApiState:
