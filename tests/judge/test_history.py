@@ -57,3 +57,33 @@ def test_a_good_state_file_round_trips(tmp_path: Path) -> None:
     loaded, problem = history.load(path)
     assert problem is None and loaded == kept
     assert history.load(tmp_path / "absent.json") == (history.History(), None), "absent is not an error"
+
+
+def test_profiles_are_remembered_bounded_and_survive_a_round_trip(tmp_path: Path) -> None:
+    kept = history.History()
+    assert history.record_profile(kept, "G", 1_000, ["K2", "K1", "K1"]) is True
+    assert history.record_profile(kept, "G", 1_000, ["K1", "K2"]) is False  # the same profile again
+    assert history.record_profile(kept, "G", 1_000, ["K3"]) is True  # the same time, other keys: replaced
+    for when in range(2_000, 2_000 + history.MAX_GROUP_PROFILES + 5):
+        history.record_profile(kept, "G", when, ["K1"])
+    assert len(kept.profiles["G"]) == history.MAX_GROUP_PROFILES
+    assert min(p.time_ms for p in kept.profiles["G"]) == 2_005  # the oldest go first
+    path = tmp_path / "state.json"
+    history.save(path, kept)
+    loaded, problem = history.load(path)
+    assert problem is None and loaded.profiles == kept.profiles
+    assert history.remembered_profiles(loaded, "G")[2_010] == frozenset({"K1"})
+    assert history.remembered_profiles(loaded, "other") == {}
+
+
+@pytest.mark.parametrize("profiles", [{"G": [{"time_ms": -1, "keys": []}]}, {"G": [{"time_ms": 1, "keys": "K"}]},
+                                      {"G": [{"keys": []}]}, {"G": "x"}, ["G"]])
+def test_a_bad_profile_entry_makes_the_state_file_unusable_not_a_crash(profiles: object) -> None:
+    text = json.dumps({"version": history.STATE_VERSION, "servers": {}, "groups": {}, "profiles": profiles})
+    with pytest.raises(history.StateFileError):
+        history.decode(text)
+
+
+def test_a_state_file_without_profiles_still_loads() -> None:
+    loaded = history.decode(json.dumps({"version": history.STATE_VERSION, "servers": {}, "groups": {}}))
+    assert loaded.profiles == {}

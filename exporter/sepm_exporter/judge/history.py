@@ -20,6 +20,8 @@ from sepm_exporter.sepm.certificate import CertificateFacts
 
 STATE_VERSION = 1
 MAX_GROUP_VERSIONS = 16
+MAX_GROUP_PROFILES = 16  # per group: profile time -> key set, for computers known only through the API
+MAX_PROFILE_KEYS = 16  # keys embedded in one profile (a SyLink.xml lists a few servers)
 # Bounds: a state file is read whole at start, so its size is capped before it is read. 100,000
 # groups of 16 versions is far past any SEPM site and still a few tens of MB.
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -55,12 +57,45 @@ class GroupVersion:
     first_seen: float
 
 
+@dataclass(frozen=True)
+class ProfileKeys:
+    """A group profile the exporter saw: its time (the policy serial's, ms) and the keys its file embedded."""
+
+    time_ms: int
+    keys: tuple[str, ...]
+
+
 @dataclass
 class History:
     """The state file's content."""
 
     servers: dict[str, ServerHistory] = field(default_factory=dict)
     groups: dict[str, list[GroupVersion]] = field(default_factory=dict)
+    profiles: dict[str, list[ProfileKeys]] = field(default_factory=dict)  # group -> profiles, oldest first
+
+
+def record_profile(history: History, group_id: str, time_ms: int, keys: Iterable[str]) -> bool:
+    """Remember a group's profile (serial time -> the keys its current file embeds); True when new or changed.
+
+    The newest MAX_GROUP_PROFILES per group are kept, so the state file stays bounded.
+    """
+    entry = ProfileKeys(time_ms, tuple(sorted(set(keys)))[:MAX_PROFILE_KEYS])
+    profiles = history.profiles.setdefault(group_id, [])
+    for index, known in enumerate(profiles):
+        if known.time_ms == time_ms:
+            if known == entry:
+                return False
+            profiles[index] = entry
+            return True
+    profiles.append(entry)
+    profiles.sort(key=lambda p: p.time_ms)
+    del profiles[:-MAX_GROUP_PROFILES]
+    return True
+
+
+def remembered_profiles(history: History, group_id: str) -> dict[int, frozenset[str]]:
+    """A group's remembered profiles as profile time (ms) -> key set, for `judge.keysets.infer`."""
+    return {p.time_ms: frozenset(p.keys) for p in history.profiles.get(group_id, ())}
 
 
 def record_key(history: History, server: str, facts: CertificateFacts, now: float) -> bool:
@@ -135,6 +170,16 @@ def _key(raw: Any) -> KeyRecord | None:
     return KeyRecord(str(raw["public_key_sha256"]), str(raw["signature_hash"]), int(bits))
 
 
+def _profile(raw: Any) -> ProfileKeys:
+    when = raw["time_ms"]
+    if isinstance(when, bool) or not isinstance(when, int) or when < 0:
+        raise ValueError("time_ms out of range")
+    keys = raw["keys"]
+    if not isinstance(keys, list):
+        raise TypeError("keys is not a list")
+    return ProfileKeys(when, tuple(str(k) for k in keys[:MAX_PROFILE_KEYS]))
+
+
 def decode(text: str) -> History:
     """Parse a state file; StateFileError on anything unexpected (empty, corrupt, future version)."""
     if not text.strip():
@@ -165,20 +210,25 @@ def decode(text: str) -> History:
                          for v in versions[-MAX_GROUP_VERSIONS:]]
             for group, versions in raw.get("groups", {}).items()
         }
+        profiles = {str(group): [_profile(p) for p in entries[-MAX_GROUP_PROFILES:]]
+                    for group, entries in raw.get("profiles", {}).items()}
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise StateFileError(f"state file has an unexpected shape ({type(exc).__name__})") from None
-    history = History(servers=servers, groups=groups)
+    history = History(servers=servers, groups=groups, profiles=profiles)
     bound(history)
     return history
 
 
 def bound(history: History) -> None:
     """Keep the newest MAX_GROUPS groups: the file's size stays bounded whatever it was given."""
-    if len(history.groups) <= MAX_GROUPS:
-        return
-    newest = sorted(history.groups, key=lambda g: max((v.first_seen for v in history.groups[g]), default=0.0))
-    for group in newest[:-MAX_GROUPS]:
-        del history.groups[group]
+    if len(history.groups) > MAX_GROUPS:
+        newest = sorted(history.groups, key=lambda g: max((v.first_seen for v in history.groups[g]), default=0.0))
+        for group in newest[:-MAX_GROUPS]:
+            del history.groups[group]
+    if len(history.profiles) > MAX_GROUPS:
+        by_time = sorted(history.profiles, key=lambda g: max((p.time_ms for p in history.profiles[g]), default=0))
+        for group in by_time[:-MAX_GROUPS]:
+            del history.profiles[group]
 
 
 def prune(history: History, servers: Iterable[str]) -> int:
