@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from sepm_exporter.judge.findings import Severity
 from sepm_exporter.judge.remediation import Row, StrandedClient
 
-STRANDED_COLUMNS = ("client", "group_id", "status", "since", "server", "group_file", "group_name", "note")
+STRANDED_COLUMNS = ("client", "group_id", "status", "since", "server", "group_file", "group_name", "note", "evidence", "rule",
+                    "reason")
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -61,6 +62,9 @@ def _record(client: StrandedClient) -> dict[str, str]:
         "group_file": client.group_file,
         "group_name": client.group_name,
         "note": client.note,
+        "evidence": client.evidence,
+        "rule": client.rule,
+        "reason": client.reason,
     }
 
 

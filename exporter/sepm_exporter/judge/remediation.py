@@ -104,6 +104,9 @@ class StrandedClient:
     group_file: str  # that file's path as the exporter reads it: only a file that embeds a current key, else ""
     group_name: str = ""  # the group's name (PreferredGroup), where its file gives one
     note: str = ""  # why there is no file to import, and what to do instead ("" when group_file is set)
+    evidence: str = "file"  # file: its own SyLink.xml was read; api: SEPM's records alone
+    rule: str = ""  # api: which rule gave its key set (judge/keysets.py)
+    reason: str = ""  # api, unknown: why its record cannot tell
 
 
 def fix_sources(inventory: Inventory, keys: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -121,10 +124,20 @@ def fix_sources(inventory: Inventory, keys: Mapping[str, str]) -> dict[str, tupl
     return sources
 
 
+def import_files(inventory: Inventory, history: History | None = None) -> dict[str, tuple[str, str]]:
+    """Group -> (server, path) of the file a stranded client of it should import (`fix_sources`)."""
+    remembered = {n: h.current.public_key_sha256 for n, h in history.servers.items() if h.current} if history else None
+    return fix_sources(inventory, current_server_keys(inventory, remembered))
+
+
+def file_note(inventory: Inventory, group_id: str, path: str) -> str:
+    """Why a stranded client has no file to import ("" when it has one)."""
+    return "" if path else NO_FILE_YET if group_id in group_copies(inventory) else NO_GROUP
+
+
 def stranded(inventory: Inventory, verdicts: dict[str, ClientVerdict], history: History | None = None) -> list[StrandedClient]:
     """Every client not holding its group's current, trusted file, sorted by group then name."""
-    remembered = {n: h.current.public_key_sha256 for n, h in history.servers.items() if h.current} if history else None
-    sources = fix_sources(inventory, current_server_keys(inventory, remembered))
+    sources = import_files(inventory, history)
     copies = group_copies(inventory)
     names = group_names(copies)
     out = []

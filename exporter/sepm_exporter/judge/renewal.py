@@ -11,9 +11,11 @@ from here is counted as unknown, never as safe.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from sepm_exporter.judge.api_clients import ApiJudgement
 from sepm_exporter.judge.clients import ClientVerdict, TrustBasis, embedded, listed, trust_basis
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, newest
@@ -259,9 +261,24 @@ def advice(lines: tuple[ServerPlan, ...], everything: WhatIf) -> str:
                      "give the clients a SyLink.xml that embeds a second server's key first (Communication Update Package)")
 
 
+def api_holdings(judged: ApiJudgement, rescue: Mapping[str, frozenset[str]], sort: bool = True) -> list[Holding]:
+    """Clients known through SEPM's records, bundled by verdict (one per group and profile): a key set
+    inferred by rule 1 or 2 is judged like a file's; without one (rules 3-4) their fate is unknown."""
+    bundles: dict[int, list[str]] = {}
+    for index, verdict_index in enumerate(judged.verdict_of):
+        bundles.setdefault(verdict_index, []).append(judged.names[index])
+    out = []
+    for verdict_index, names in bundles.items():
+        group_id, verdict = judged.verdicts[verdict_index]
+        certificates = tuple(("", key) for key in sorted(verdict.keys)) if verdict.keys else ()
+        out.append(Holding(certificates, tuple(sorted(names)) if sort else names, verdict.trusted,
+                           rescue.get(group_id, frozenset())))
+    return out
+
+
 def holdings_for(inventory: Inventory, history: History, verdicts: Mapping[str, ClientVerdict],
                  by_canonical: Mapping[str, Iterable[str]] | None = None,
-                 sort: bool = True) -> tuple[list[Holding], TrustBasis, dict[str, str]]:
+                 sort: bool = True, api: ApiJudgement | None = None) -> tuple[list[Holding], TrustBasis, dict[str, str]]:
     """What `what_if` needs, from what an exporter holds (`by_canonical`: the runtime's canonical -> clients index)."""
     remembered = {name: h.current.public_key_sha256 for name, h in history.servers.items() if h.current}
     keys = current_server_keys(inventory, remembered)
@@ -280,19 +297,30 @@ def holdings_for(inventory: Inventory, history: History, verdicts: Mapping[str, 
                 files[canonical] = (state.sylink.facts, names)
                 break
     rescue = {g: newest(held).facts.key_digests for g, held in group_copies(inventory).items()}
-    return holdings(files, verdicts, rescue, sort), basis, keys
+    held = holdings(files, verdicts, rescue, sort)
+    if api is not None:
+        held += api_holdings(api, rescue, sort)
+    return held, basis, keys
 
 
 def plan_for(inventory: Inventory, history: History, verdicts: Mapping[str, ClientVerdict],
-             by_canonical: Mapping[str, Iterable[str]] | None = None, sort: bool = True) -> RenewalPlan:
+             by_canonical: Mapping[str, Iterable[str]] | None = None, sort: bool = True,
+             api: ApiJudgement | None = None) -> RenewalPlan:
     """The plan from what an exporter holds: what `check`, the landing page and the metrics show."""
-    held, basis, keys = holdings_for(inventory, history, verdicts, by_canonical, sort)
+    held, basis, keys = holdings_for(inventory, history, verdicts, by_canonical, sort, api)
     certificates = {}
     for name, server in inventory.servers.items():
         observed = server.server_certificate
         if observed is not None and observed.facts is not None:
             certificates[name] = (observed.facts.leaf.signature_hash, observed.facts.leaf.key_bits)
-    return plan(held, basis, keys, history, certificates)
+    found = plan(held, basis, keys, history, certificates)
+    if api is not None:
+        listed = len(api) + api.by_file
+        found = dataclasses.replace(found, caveat=(
+            "Failover needs clients that can use it: Broadcom KB 187099 warns that 14.2 and 14.2.1 clients cannot; "
+            f"{api.old_agents} of the {listed} computers SEPM lists run those versions (agentVersion below "
+            "14.2.5323): they need a SyLink.xml with the new key before any renewal, whatever the order."))
+    return found
 
 
 def now_safe(found: RenewalPlan) -> list[str]:

@@ -572,8 +572,12 @@ def serve(lab_dir: Path, server: str, listen: str, password: str, token_lifetime
 
 
 def config_with_api(lab: Lab, apis: dict[str, tuple[int, Path]], interval: float = 60.0, timeout: float = 10.0,
-                    path: Path | None = None) -> Path:
-    """The lab's exporter config with `servers[].api` for each (port, password file) given."""
+                    path: Path | None = None, collection: bool = True) -> Path:
+    """The lab's exporter config with `servers[].api` for each (port, password file) given.
+
+    `collection=False`: no client collection, as on most real estates: SEPM's records are the only
+    client evidence (the lab's client files still decide what its API reports).
+    """
     lines = ["servers:"]
     for spec in lab.state.servers:
         lines += [f"  - name: {spec.name}", f"    site: {spec.site}",
@@ -584,8 +588,9 @@ def config_with_api(lab: Lab, apis: dict[str, tuple[int, Path]], interval: float
             lines += ["    api:", f"      url: https://127.0.0.1:{port}", f"      username: {USERNAME}",
                       f"      password_file: {json.dumps(str(password_file))}",
                       f"      ca_file: {json.dumps(str(cert))}", f"      interval: {interval:g}", f"      timeout: {timeout:g}"]
-    lines += ["clients:", f"  - collection: {json.dumps(str(lab.clients_root), ensure_ascii=False)}",
-              f"state_file: {json.dumps(str(lab.directory / 'state.json'), ensure_ascii=False)}"]
+    if collection:
+        lines += ["clients:", f"  - collection: {json.dumps(str(lab.clients_root), ensure_ascii=False)}"]
+    lines += [f"state_file: {json.dumps(str(lab.directory / 'state.json'), ensure_ascii=False)}"]
     target = path or lab.directory / "sepm-exporter-api.yml"
     atomic_write(target, ("\n".join(lines) + "\n").encode("utf-8"))
     return target

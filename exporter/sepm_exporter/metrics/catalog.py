@@ -6,10 +6,22 @@ against `FAMILIES`.
 
 from __future__ import annotations
 
-from sepm_exporter.metrics import api, clients, exporter, groups, keystore, probes, renewal, serverlist, servers, web
+from sepm_exporter.metrics import (
+    api,
+    api_clients,
+    clients,
+    exporter,
+    groups,
+    keystore,
+    probes,
+    renewal,
+    serverlist,
+    servers,
+    web,
+)
 from sepm_exporter.metrics.family import Family
 
-AREAS = (servers, groups, serverlist, clients, exporter, keystore, probes, renewal, api, web)
+AREAS = (servers, groups, serverlist, clients, exporter, keystore, probes, renewal, api, api_clients, web)
 
 FAMILIES: tuple[Family, ...] = tuple(family for area in AREAS for family in area.FAMILIES)
 

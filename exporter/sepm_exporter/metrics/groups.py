@@ -33,8 +33,9 @@ FAMILIES: tuple[Family, ...] = (
            "A group's index2.xml profile attributes; the value is 1."),
     Family("sepm_group_index_modified_timestamp_seconds", "gauge", (*SRV, "group_id"),
            "When SEPM says the group's profile last changed (index2.xml LastModifiedTime, milliseconds in the file)."),
-    Family("sepm_group_clients", "gauge", ("group_id", "state", "group_set"),
-           "Clients per group and state (current, stale, untrusted, unknown, unmatched); shared files count under the lead group."),
+    Family("sepm_group_clients", "gauge", ("group_id", "state", "group_set", "evidence"),
+           "Clients per group and state (current, stale, untrusted, unknown, unmatched), each counted once; shared files "
+           "count under the lead group. evidence: file (its own SyLink.xml was read) or api (SEPM's records alone)."),
     Family("sepm_group_stale_file_clients", "gauge", ("group_id", "group_set", "canonical_sha256"),
            "Clients holding an older version of the group's file (untrusted ones included), per version held."),
     Family("sepm_group_stale_file_since_timestamp_seconds", "gauge", ("group_id", "group_set", "canonical_sha256"),
@@ -90,14 +91,19 @@ def _milliseconds(text: str) -> float | None:
     return int(text) / 1000.0
 
 
-def client_counts(counts: Mapping[tuple[str, str, str], int]) -> dict[str, list[Sample]]:
+def client_counts(counts: Mapping[tuple[str, str, str], int],
+                  api_counts: Mapping[tuple[str, str], int] | None = None) -> dict[str, list[Sample]]:
     """`sepm_group_clients`: every state of every group, zeros included, so a panel never shows a gap.
 
     `counts` is keyed (group_id, group_set, state): clients whose file several groups share are
-    counted once, under the set's lead group, with the set named (docs/decisions.md).
+    counted once, under the set's lead group, with the set named (docs/decisions.md). `api_counts`,
+    keyed (group_id, state), are the clients known only through SEPM's records (evidence `api`):
+    a computer whose own file is read is counted once, under `file`.
     """
-    return {"sepm_group_clients": [((group_id, state, group_set), float(count))
-                                   for (group_id, group_set, state), count in sorted(counts.items())]}
+    rows: list[Sample] = [((group_id, state, group_set, "file"), float(count))
+            for (group_id, group_set, state), count in sorted(counts.items())]
+    rows += [((group_id, state, "", "api"), float(count)) for (group_id, state), count in sorted((api_counts or {}).items())]
+    return {"sepm_group_clients": rows}
 
 
 

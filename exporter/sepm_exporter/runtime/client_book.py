@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sepm_exporter.judge import api_clients
+from sepm_exporter.judge.api_clients import ApiJudgement, ApiRecords
 from sepm_exporter.judge.clients import ClientVerdict, GroupIndex, TrustBasis, classify, embedded, group_counts
+from sepm_exporter.judge.history import History, remembered_profiles
+from sepm_exporter.judge.keysets import CertificateTime
+from sepm_exporter.judge.parity import group_copies, newest
 from sepm_exporter.metrics.groups import StaleKey
 from sepm_exporter.sepm.sylink import SyLinkFacts
-from sepm_exporter.sources.inventory import ClientState
+from sepm_exporter.sources.inventory import ClientState, Inventory
 
 
 @dataclass
@@ -135,3 +140,67 @@ class ClientBook:
                 holders.discard(name)
                 if not holders:
                     del self.by_canonical[old_canonical]
+
+
+class ApiEvidence:
+    """Clients known through SEPM's records (evidence `api`): the APIs' last good polls, judged again
+    when a poll lands, when the server side or the trust basis changes, or when a client file of a
+    listed computer's name comes or goes (a file wins over the record)."""
+
+    def __init__(self) -> None:
+        self.records: list[ApiRecords] = []
+        self.judged: ApiJudgement | None = None
+        self.names: frozenset[str] = frozenset()  # casefolded computer names the APIs list
+        self._pending: dict[str, tuple[int, frozenset[str]]] = {}  # group -> profile seen once, not yet remembered
+
+    def touches(self, client_names: Iterable[str]) -> bool:
+        """Whether a change of these client files changes who is judged by the API."""
+        return bool(self.records) and any(name.casefold() in self.names for name in client_names)
+
+    def judge(self, inventory: Inventory, history: History, basis: TrustBasis, now: float) -> ApiJudgement | None:
+        if not self.records:
+            self.judged = None
+            return None
+        outbox, newest_keys = outbox_keys(inventory)
+        files: dict[str, int] = {}
+        for name in inventory.clients:
+            folded = name.casefold()
+            files[folded] = files.get(folded, 0) + 1
+        groups = {g.group_id for r in self.records for g in r.groups} | {
+            gid for r in self.records for gid in r.computers.group_ids()}
+        remembered = {g: remembered_profiles(history, g) for g in groups if g in history.profiles}
+        self.judged = api_clients.judge(self.records, files, outbox, newest_keys, remembered,
+                                        certificate_times(inventory), basis, now)
+        return self.judged
+
+    def observe_profiles(self, inventory: Inventory, history: History) -> bool:
+        """Remember each group's (profile time -> keys of its served file) once two polls in a row agree on
+        it: a poll that lands between SEPM writing the serial and the outbox file must not be remembered."""
+        from sepm_exporter.judge.history import record_profile
+
+        outbox, _ = outbox_keys(inventory)
+        dirty = False
+        for group_id, seen in api_clients.profiles_seen(self.records, outbox).items():
+            if self._pending.get(group_id) == seen:
+                dirty |= record_profile(history, group_id, seen[0], seen[1])
+            self._pending[group_id] = seen
+        return dirty
+
+
+def outbox_keys(inventory: Inventory) -> tuple[dict[tuple[str, str], frozenset[str]], dict[str, frozenset[str]]]:
+    """(server, group) -> keys its outbox SyLink.xml embeds; group -> keys of the newest copy."""
+    outbox = {(name, group_id): files.sylink.facts.key_digests for name, server in inventory.servers.items()
+              for group_id, files in server.groups.items() if files.sylink.facts is not None}
+    newest_keys = {g: newest(held).facts.key_digests for g, held in group_copies(inventory).items()}
+    return outbox, newest_keys
+
+
+def certificate_times(inventory: Inventory) -> tuple[CertificateTime, ...]:
+    """Each watched server's current certificate: key and notBefore (rule 3)."""
+    out = []
+    for name, server in inventory.servers.items():
+        observed = server.server_certificate
+        if observed is not None and observed.facts is not None:
+            leaf = observed.facts.leaf
+            out.append(CertificateTime(name, leaf.public_key_sha256, leaf.not_before))
+    return tuple(out)

@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from sepm_exporter.judge import renewal, served
-from sepm_exporter.judge.clients import build_index, trust_basis
+from sepm_exporter.judge.api_clients import ApiRecords
+from sepm_exporter.judge.clients import ClientStatus, build_index, trust_basis
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
 from sepm_exporter.judge.problems import client_failing, server_failing
 from sepm_exporter.judge.renewal import WhatIf
+from sepm_exporter.metrics import api_clients as api_client_metrics
 from sepm_exporter.metrics import clients as client_metrics
 from sepm_exporter.metrics import exporter as self_metrics
 from sepm_exporter.metrics import groups as group_metrics
@@ -32,7 +34,7 @@ from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics.family import Sample
 from sepm_exporter.metrics.rendered import Published, Rendered
-from sepm_exporter.runtime.client_book import ClientBook
+from sepm_exporter.runtime.client_book import ApiEvidence, ClientBook
 from sepm_exporter.runtime.history_store import HistoryStore
 from sepm_exporter.runtime.problem_log import ProblemLog
 from sepm_exporter.runtime.publisher import Publisher
@@ -73,6 +75,7 @@ class Exporter:
         self.problems = ProblemLog()
         self.store = HistoryStore(config.state_file, (server.name for server in config.servers), self.problems)
         self.book = ClientBook()
+        self.api = ApiEvidence()
         self.derived = Derived(verdicts=self.book.verdicts)
         self.scan_duration = 0.0
         self.last_scan = 0.0
@@ -146,7 +149,8 @@ class Exporter:
     def renewal_what_if(self, servers: list[str]) -> WhatIf:
         """`check --renewal`: what renewing these servers with a new key now would strand (a writer step)."""
         with self._write:
-            held = renewal.holdings_for(self.scanner.inventory, self.history, self.derived.verdicts, self.book.by_canonical)
+            held = renewal.holdings_for(self.scanner.inventory, self.history, self.derived.verdicts, self.book.by_canonical,
+                                        api=self.derived.api)
             return renewal.what_if(*held, servers)
 
     def publish(self, families: Mapping[str, list[Sample]], source: str = "",
@@ -230,6 +234,7 @@ class Exporter:
             keys = current_server_keys(inventory, remembered)
             basis = trust_basis(keys, previous)
             rejudge = set(changes.clients)
+            basis_changed = basis != self.book.basis
             if changes.servers or self.book.stale_for(basis):
                 copies = group_copies(inventory)
                 dirty |= self.store.record_group_versions(copies)
@@ -242,16 +247,51 @@ class Exporter:
                 self.publisher.set_families(keystore_metrics.samples(inventory))
                 self.problems.update(("servers",), server_failing(inventory))
             self._judge(rejudge)
-            if rejudge or changes.servers:
-                self.derived.group_counts = self.book.group_counts()
-                self.publisher.set_families(group_metrics.client_counts(self.derived.group_counts))
-                self.publisher.set_families(group_metrics.stale_files(self.book.stale))
-                self._render_renewal()
+            api_changed = bool(self.api.records) and (bool(changes.servers) or basis_changed
+                                                      or self.api.touches(changes.clients))
+            if api_changed:
+                self._judge_api()
+            if rejudge or changes.servers or api_changed:
+                self._render_counts()
             if dirty:
                 self.store.save()
             self._render_self()
             self.publisher.publish()
             self._report_stale = True  # made when someone asks: a poll every second need not judge every second
+
+    def api_records(self, records: Iterable[ApiRecords]) -> None:
+        """The APIs' last good polls (every computer each lists): judged, counted, named, published.
+
+        Called by the pollers' publisher after any poll, outside a scrape; the judging is per distinct
+        (server, group, serial), so 100,000 computers cost one pass of lookups.
+        """
+        with self._write:
+            self.api.records = list(records)
+            self.api.names = frozenset(n.casefold() for r in self.api.records for n in r.computers.names)
+            if self.api.observe_profiles(self.scanner.inventory, self.history):
+                self.store.save()
+            self._judge_api()
+            self._render_counts()
+            self.publisher.publish()
+            self._report_stale = True
+
+    def _judge_api(self) -> None:
+        judged = self.api.judge(self.scanner.inventory, self.history, self.book.basis, self.clock())
+        self.derived.api = judged
+        self.publisher.set_families(api_client_metrics.samples(judged))
+
+    def _render_counts(self) -> None:
+        """`sepm_group_clients` (both evidences) and the renewal figures, which count the same clients."""
+        if self.book.index is not None:
+            self.derived.group_counts = self.book.group_counts()
+        judged = self.derived.api
+        api_counts = None
+        if judged is not None:
+            api_counts = {(g, s.value): 0 for g in judged.groups for s in ClientStatus}
+            api_counts.update(judged.counts)
+        self.publisher.set_families(group_metrics.client_counts(self.derived.group_counts, api_counts))
+        self.publisher.set_families(group_metrics.stale_files(self.book.stale))
+        self._render_renewal()
 
     def root_states(self) -> dict[str, tuple[Path, bool]]:
         """Each watched root's path and whether the last scan could read it (the watcher's question)."""
@@ -274,7 +314,8 @@ class Exporter:
 
     def _render_renewal(self) -> None:
         """Stranded-if-renewed: per distinct client file, not per client, so it stays cheap at 100,000."""
-        found = renewal.plan_for(self.scanner.inventory, self.history, self.derived.verdicts, self.book.by_canonical, sort=False)
+        found = renewal.plan_for(self.scanner.inventory, self.history, self.derived.verdicts, self.book.by_canonical,
+                                 sort=False, api=self.derived.api)
         self.publisher.set_families(renewal_metrics.samples(found))
 
     def _chunks(self, name: str) -> tuple[bytes, ...]:

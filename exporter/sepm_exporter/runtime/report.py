@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sepm_exporter.judge import renewal
+from sepm_exporter.judge import api_report, renewal
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.findings import Finding, ServerLine, findings, server_lines, with_verdict
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import group_copies, group_names
-from sepm_exporter.judge.remediation import Row, StrandedClient, rows, stranded
+from sepm_exporter.judge.remediation import Row, StrandedClient, import_files, rows, stranded
 from sepm_exporter.judge.renewal import RenewalPlan
 from sepm_exporter.sources.inventory import Inventory
 
@@ -63,16 +63,21 @@ class State:
 
 def make_report(state: State, now: float) -> Report:
     inventory, history, derived = state.inventory, state.history, state.derived
-    plan = renewal.plan_for(inventory, history, derived.verdicts, state.by_canonical)
-    found = findings(inventory, history, derived, now, plan)
+    plan = renewal.plan_for(inventory, history, derived.verdicts, state.by_canonical, api=derived.api)
+    found = findings(inventory, history, derived, now, plan) + api_report.findings(derived.api, history)
     for source in sorted(state.sources):
         found += [with_verdict(f) for f in state.sources[source](inventory)]
     found.sort(key=lambda f: -f.severity)
     roots = [Root(f"server {name}", str(s.config.root), s.root_up) for name, s in inventory.servers.items()]
     roots += [Root("collection", str(c.path), c.root_up) for c in inventory.collections.values()]
+    counts = dict(derived.group_counts)
+    for key, n in api_report.counts(derived.api).items():  # each client counted once: a file wins over its record
+        counts[key] = counts.get(key, 0) + n
+    listed = stranded(inventory, derived.verdicts, history) + api_report.stranded(
+        derived.api, import_files(inventory, history), inventory)
     return Report(
-        at=now, servers=server_lines(inventory, now), findings=found, counts=dict(derived.group_counts),
-        rows=rows(found, history, inventory), stranded=stranded(inventory, derived.verdicts, history),
+        at=now, servers=server_lines(inventory, now), findings=found, counts=counts,
+        rows=rows(found, history, inventory), stranded=sorted(listed, key=lambda s: (s.group_id, s.client)),
         replica_mismatch=dict(derived.replica_mismatch), key_match=dict(derived.key_match),
         group_names=group_names(group_copies(inventory)),
         key_changed={name: h.changed_at for name, h in history.servers.items() if h.changed_at is not None},

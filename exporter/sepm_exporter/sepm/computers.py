@@ -115,6 +115,17 @@ class ComputerStore:
             self._agents.values[self._agent[index]],
         )
 
+    def identity(self, index: int) -> bytes | str:
+        """What tells one computer from another across partners' lists: its uniqueId (packed, or as given)."""
+        odd = self._odd_ids.get(index)
+        if odd is None:
+            return bytes(self._ids[index * 16:(index + 1) * 16])
+        return odd or f"name:{self.names[index]}"
+
+    def last_ms(self, index: int) -> int:
+        """The last check-in in ms (-1 when absent)."""
+        return self._last[index]
+
     def __iter__(self) -> Iterator[StoredComputer]:
         return (self.row(i) for i in range(len(self.names)))
 

@@ -1,0 +1,128 @@
+"""Client truth from SEPM's records: an estate with no client collection, the lab's real HTTPS API,
+the exporter's own poll, and every surface (counts, untrusted names, the stranded list, the plan)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import samples
+from helpers import free_port
+from sepm_exporter.lab import api as lab_api
+from sepm_exporter.lab import estate
+from sepm_exporter.rest_api import poll_once
+from sepm_exporter.runtime import Exporter
+from sepm_exporter.sepm.serial import parse_serial
+from sepm_exporter.settings.config import load_config
+
+PASSWORD = "lab-api-clients"
+
+
+@pytest.fixture
+def apis(lab: estate.Lab, tmp_path: Path) -> Iterator[tuple[estate.Lab, dict[str, tuple[int, Path]]]]:
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD, encoding="utf-8")
+    servers = [lab_api.serve(lab.directory, s.name, f"127.0.0.1:{free_port()}", PASSWORD, refresh=0.0)
+               for s in lab.state.servers]
+    yield lab, {s.sepm_server: (s.port, password_file) for s in servers}
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def exporter_for(lab: estate.Lab, ports: dict[str, tuple[int, Path]], collection: bool = False) -> Exporter:
+    config = load_config(lab_api.config_with_api(lab, ports, collection=collection, path=lab.directory / "api.yml"))
+    exporter = Exporter(config)
+    exporter.full_scan()
+    poll_once(exporter)
+    return exporter
+
+
+def incident(lab: estate.Lab) -> set[str]:
+    """Both servers renewed with a new key, the outbox rewritten and replicated, half the clients pulled:
+    the names of those still on the old profile."""
+    lab.renew("SEPM1", new_key=True)
+    lab.renew("SEPM2", new_key=True)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    pulled = set(lab.pull(0.5))
+    return set(lab.state.clients) - pulled
+
+
+def untrusted(exporter: Exporter) -> set[str]:
+    return {s.client for s in exporter.report().stranded if s.status == "untrusted"}
+
+
+def test_every_computer_counted_and_exactly_the_old_profile_untrusted(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    lab, ports = apis
+    old = incident(lab)
+    assert 0 < len(old) < len(lab.state.clients)
+    exporter = exporter_for(lab, ports)
+    report = exporter.report()
+    assert sum(report.counts.values()) == len(lab.state.clients)  # each computer once, though both APIs list it
+    assert untrusted(exporter) == old
+    assert {s.evidence for s in report.stranded} == {"api"}
+    assert {s.rule for s in report.stranded} == {"older_than_certificate"}  # no history: rule 3
+    found = samples(exporter.exposition)
+    api_untrusted = sum(v for (name, labels), v in found.items() if name == "sepm_group_clients"
+                        and ("evidence", "api") in labels and ("state", "untrusted") in labels)
+    api_current = sum(v for (name, labels), v in found.items() if name == "sepm_group_clients"
+                      and ("evidence", "api") in labels and ("state", "current") in labels)
+    assert (api_untrusted, api_current) == (len(old), len(lab.state.clients) - len(old))
+    named = {dict(labels)["client"] for (name, labels), v in found.items() if name == "sepm_api_client_key_trusted" and v == 0}
+    assert named == old
+    rows = [r for r in report.rows if r.alert == "SEPMClientServerKeyUntrusted"]
+    assert {c for r in rows for c in r.clients} == old
+
+
+def test_policy_timestamp_equals_the_group_policy_time_to_the_ms(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    lab, ports = apis
+    lab.publish("SEPM1")
+    exporter = exporter_for(lab, ports)
+    found = samples(exporter.exposition)
+    view = lab_api.Estate(lab.directory, "SEPM1").view(0.0)
+    for group in view.groups:
+        value = found[("sepm_api_group_policy_timestamp_seconds", frozenset({("server", "SEPM1"), ("group_id", group["id"])}))]
+        assert round(value * 1000) == group["policyDate"] == parse_serial(group["policySerialNumber"]).time_ms
+
+
+def test_a_file_wins_over_the_record_and_each_client_counts_once(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    lab, ports = apis
+    old = incident(lab)
+    exporter = exporter_for(lab, ports, collection=True)
+    report = exporter.report()
+    assert sum(report.counts.values()) == len(lab.state.clients)
+    assert untrusted(exporter) == old
+    assert {s.evidence for s in report.stranded} == {"file"}
+    found = samples(exporter.exposition)
+    assert found[("sepm_api_clients_judged_by_file", frozenset())] == len(lab.state.clients)
+
+
+def test_remembered_profiles_survive_a_restart(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    """Rule 2: the exporter saw each group's profile before the renewal (two polls agreeing), kept it in the
+    state file, and after a restart judges the old-profile computers by that profile's keys."""
+    lab, ports = apis
+    before = exporter_for(lab, ports)
+    poll_once(before)  # a second poll that agrees: the profiles are remembered
+    state = json.loads(Path(before.config.state_file).read_text(encoding="utf-8"))  # type: ignore[arg-type]
+    assert len(state["profiles"]) == len(lab.state.groups)
+    old = incident(lab)
+    after = exporter_for(lab, ports)
+    assert untrusted(after) == old
+    assert {s.rule for s in after.report().stranded} == {"remembered"}
+
+
+def test_check_stranded_json_names_the_same_set(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from sepm_exporter.cli import main
+
+    lab, ports = apis
+    old = incident(lab)
+    config = lab_api.config_with_api(lab, ports, collection=False, path=lab.directory / "api.yml")
+    assert main(["check", "--config", str(config), "--stranded", "--format", "json"]) in (0, 2)
+    listed = json.loads(capsys.readouterr().out)
+    assert {r["client"] for r in listed if r["status"] == "untrusted"} == old
+    assert all(r["evidence"] == "api" and r["rule"] for r in listed)
