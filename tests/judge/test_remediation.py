@@ -63,7 +63,8 @@ def test_check_stranded_csv_and_json_and_findings_json(lab: estate.Lab, scan: Sc
     as_csv = check("--stranded", "--format", "csv")
     assert as_csv.returncode == 2, "exit codes as documented: 2 when something is critical"
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert len(records) == 6 and list(records[0]) == ["client", "group_id", "status", "since", "server", "group_file", "group_name", "note"]
+    assert len(records) == 6 and list(records[0]) == ["client", "group_id", "status", "since", "server", "group_file", "group_name", "note",
+        "evidence", "rule", "reason"]
     assert {r["group_name"] for r in records} == {g.name for g in lab.state.groups}, "groups named where known"
     as_json = json.loads(check("--stranded", "--format", "json").stdout)
     assert [r["client"] for r in as_json] == [r["client"] for r in records]

@@ -11,14 +11,32 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from sepm_exporter.sepm.rest import Computer
 from sepm_exporter.sepm.serial import PolicySerial, SerialError, parse_serial
 
 _NO_TIME = -1
 _ONLINE = {True: 1, False: 0, None: -1}
 _ONLINE_BACK = {1: True, 0: False, -1: None}
+
+
+class Computer(Protocol):
+    """What the store takes from one decoded /computers item (`sepm.rest.Computer`)."""
+
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def online(self) -> bool | None: ...
+    @property
+    def last_update(self) -> float | None: ...
+    @property
+    def profile_serial(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def unique_id(self) -> str: ...
+    @property
+    def agent_version(self) -> str: ...
 
 
 class SerialFacts(NamedTuple):
