@@ -126,3 +126,47 @@ def test_check_stranded_json_names_the_same_set(apis: tuple[estate.Lab, dict[str
     listed = json.loads(capsys.readouterr().out)
     assert {r["client"] for r in listed if r["status"] == "untrusted"} == old
     assert all(r["evidence"] == "api" and r["rule"] for r in listed)
+
+
+def odd_records(lab: estate.Lab) -> list[dict[str, object]]:
+    """Records SEPM may hold that no lab client stands behind, each a kind of bad input."""
+    group = lab.state.groups[0].group_id
+    base = lab_api.computer_json(lab_api.ClientRow("x", group, True, 1_700_000_000_000, ""), "G", "D", "SEPM1", "tokyo")
+
+    def record(name: str, unique: str, **fields: object) -> dict[str, object]:
+        return {**base, "computerName": name, "uniqueId": unique, **fields}
+
+    return [
+        record("ODD-SERIAL", "A" * 32, profileSerialNo="v14-whatever"),
+        record("ODD-DATE", "B" * 32, profileSerialNo=f"{group[:4]}-02/30/2020 00:00:00 000"),
+        record("NO-GROUP", "C" * 32, group=None, profileSerialNo=f"{group[:4]}-01/01/2018 00:00:00 000"),
+        record("FUTURE", "D" * 32, profileSerialNo=f"{group[:4]}-01/01/2099 00:00:00 000"),
+        record("GHOST-GROUP", "E" * 32, group={"id": "F" * 32, "name": "gone"},
+               profileSerialNo=f"{'F' * 4}-01/01/2026 00:00:00 000"),
+        record("WS-0001", "1" * 32, profileSerialNo=""),  # a second record of a lab client's name (re-imaged)
+    ]
+
+
+def test_bad_records_are_unknown_with_a_reason_never_a_critical(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    lab, ports = apis
+    for server in ports:
+        lab_api.add_computers(lab.directory, server, odd_records(lab))
+    exporter = exporter_for(lab, ports)
+    found = samples(exporter.exposition)
+    reasons = {dict(labels)["reason"]: v for (name, labels), v in found.items() if name == "sepm_api_client_unknown"}
+    assert reasons["serial_malformed"] == 1 and reasons["serial_bad_date"] == 1 and reasons["no_group"] == 1
+    assert reasons["profile_in_future"] == 1 and reasons["serial_empty"] == 1 and reasons["group_unknown"] == 1
+    assert reasons["duplicate_name"] == 2  # WS-0001 twice: two clients, neither merged
+    report = exporter.report()
+    assert sum(report.counts.values()) == len(lab.state.clients) + 6  # every record a client, once
+    assert untrusted(exporter) == set()
+    assert not [f for f in report.findings if f.alert == "SEPMClientServerKeyUntrusted"]
+    names = {s.client for s in report.stranded}
+    assert {"ODD-SERIAL", "NO-GROUP", "FUTURE"} <= names and sum(n.startswith("WS-0001 [") for n in names) == 1
+    assert found[("sepm_api_up", frozenset({("server", "SEPM1")}))] == 1.0
+
+    # the incident on top: the odd records stay unknown, the real ones are judged as ever
+    old = incident(lab)
+    after = exporter_for(lab, ports)
+    assert {name.split(" [")[0] for name in untrusted(after)} == old  # WS-0001's own record is "WS-0001 [its id]"
+    assert reasons["group_unknown"] == 1 and "GHOST-GROUP" not in untrusted(after)

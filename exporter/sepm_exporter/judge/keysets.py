@@ -118,6 +118,8 @@ def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group:
         return _unknown(UnknownReason.PROFILE_IN_FUTURE, when)
     if not group_id:
         return _unknown(UnknownReason.NO_GROUP, when)
+    if group is None:  # a group /groups does not list: a record out of step with the rest, not evidence
+        return _unknown(UnknownReason.GROUP_UNKNOWN, when)
     own = group_id[:4].upper() == serial.prefix
     if own and group is not None and group.serial is not None and serial == group.serial:
         if group.keys is None:
@@ -137,6 +139,6 @@ def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group:
         return KeyVerdict(Rule.OLDER_THAN_CERTIFICATE, None, excluded, None, ClientStatus.UNKNOWN, profile_time=when)
     if not own:
         return _unknown(UnknownReason.OTHER_GROUP_PROFILE, when)
-    if group is None or group.serial is None:
+    if group.serial is None:
         return _unknown(UnknownReason.GROUP_UNKNOWN, when)
     return _unknown(UnknownReason.NOT_SEEN, when)

@@ -156,6 +156,25 @@ class View:
     clients: tuple[ClientRow, ...]
     partners: tuple[dict[str, Any], ...]
     site: str
+    extra: tuple[dict[str, Any], ...] = ()  # raw /computers items added by `add_computers` (odd records)
+
+
+def extra_computers_path(lab_dir: Path, server: str) -> Path:
+    return api_dir(lab_dir) / f"{server}.computers.json"
+
+
+def add_computers(lab_dir: Path, server: str, items: list[dict[str, Any]]) -> None:
+    """Raw /computers items this server's API lists after the estate's own: records SEPM may hold that
+    no lab client stands behind (no group, a serial of another format, a profile dated ahead, a name twice)."""
+    atomic_write(extra_computers_path(lab_dir, server), json.dumps(items).encode("utf-8"))
+
+
+def _extra_computers(lab_dir: Path, server: str) -> tuple[dict[str, Any], ...]:
+    try:
+        items = json.loads(extra_computers_path(lab_dir, server).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    return tuple(i for i in items if isinstance(i, dict)) if isinstance(items, list) else ()
 
 
 class Estate:
@@ -241,7 +260,7 @@ class Estate:
             profile = serial if current else format_serial(group_id, made if made is not None else OLD_PROFILE_MS + _phase(name, 10**6))
             rows.append(ClientRow(name, group_id, online, int(last * 1000), profile, agent_version(name)))
         return View(now, tuple(groups), tuple(rows), tuple(self._partners(lab, now)),
-                    lab.server(self.server).site)
+                    lab.server(self.server).site, _extra_computers(self.lab_dir, self.server))
 
     def _partners(self, lab: Lab, now: float) -> list[dict[str, Any]]:
         partners = []
@@ -536,9 +555,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _hostile_page(_page(_twice(groups, fault), query, 25), fault, query))
         elif path == "/computers":
             paths = {g["id"]: g["fullPathName"] for g in view.groups}
-            page = _page(_twice(view.clients, fault), query, 20)
+            listed: Any = (*view.clients, *view.extra) if view.extra else view.clients
+            page = _page(_twice(listed, fault), query, 20)
             page["content"] = [computer_json(r, paths.get(r.group_id, ""), self.server.domain_id,
-                                             self.server.sepm_server, view.site) for r in page["content"]]
+                                             self.server.sepm_server, view.site) if isinstance(r, ClientRow) else r
+                               for r in page["content"]]
             if fault == "bignum-computers":
                 page["content"] = [{**item, "lastUpdateTime": BIGNUM} for item in page["content"]]
             self._send(200, _hostile_page(page, fault, query))
