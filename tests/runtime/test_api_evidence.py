@@ -11,9 +11,9 @@ import pytest
 
 from conftest import samples
 from helpers import free_port
+from sepm_exporter.assembly import poll_once
 from sepm_exporter.lab import api as lab_api
 from sepm_exporter.lab import estate
-from sepm_exporter.assembly import poll_once
 from sepm_exporter.runtime import Exporter
 from sepm_exporter.sepm.serial import parse_serial
 from sepm_exporter.settings.config import load_config
