@@ -34,7 +34,7 @@ def pollers_for(exporter: Exporter) -> ApiPollers | None:
         certificates = api_metrics.certificate_families(states)
         exporter.publish(families)
         exporter.add_server_samples(api_metrics.SOURCE, certificates)
-        exporter.api_records(ApiRecords(s.server, s.snapshot.computers, s.snapshot.group_list)
+        exporter.api_records(ApiRecords(s.server, s.snapshot.computers, s.snapshot.group_list, s.snapshot.taken_at)
                              for s in sorted(states, key=lambda s: s.server)
                              if s.snapshot is not None and s.snapshot.computers is not None)
 

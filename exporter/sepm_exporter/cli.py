@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_flags(demo, listen="127.0.0.1:10877")
     demo.add_argument("--dir", type=Path, help="lab folder (default: a new temporary folder)")
     demo.add_argument("--heartbeat", type=int, default=60, help="lab heartbeat in seconds (default 60)")
+    demo.add_argument("--no-client-collection", action="store_true",
+                      help="watch no client file: SEPM's records (the lab's REST APIs) are the only client evidence")
     from sepm_exporter.lab.commands import add_lab_parser
 
     add_lab_parser(commands)

@@ -106,6 +106,7 @@ def test_remembered_profiles_survive_a_restart(apis: tuple[estate.Lab, dict[str,
     state file, and after a restart judges the old-profile computers by that profile's keys."""
     lab, ports = apis
     before = exporter_for(lab, ports)
+    assert before.history.profiles == {}  # one poll, reported once per server: not yet two sightings
     poll_once(before)  # a second poll that agrees: the profiles are remembered
     state = json.loads(Path(before.config.state_file).read_text(encoding="utf-8"))  # type: ignore[arg-type]
     assert len(state["profiles"]) == len(lab.state.groups)
@@ -170,3 +171,14 @@ def test_bad_records_are_unknown_with_a_reason_never_a_critical(apis: tuple[esta
     after = exporter_for(lab, ports)
     assert {name.split(" [")[0] for name in untrusted(after)} == old  # WS-0001's own record is "WS-0001 [its id]"
     assert reasons["group_unknown"] == 1 and "GHOST-GROUP" not in untrusted(after)
+
+
+def test_the_incident_replay_on_an_estate_with_no_client_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lab replay --api-only`: from SEPM2's renewal on, every step pages every group from SEPM's records."""
+    from sepm_exporter.cli import main
+
+    assert main(["lab", "replay", str(tmp_path / "lab"), "--api-only"]) == 0
+    steps = capsys.readouterr().out.split("== step ")[1:]
+    groups = len(estate.Lab(tmp_path / "lab").state.groups)
+    api_pages = [step.count("(evidence: api, SEPM's records)") for step in steps]
+    assert api_pages == [0, groups, groups, groups, groups]

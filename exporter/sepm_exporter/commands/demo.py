@@ -73,7 +73,8 @@ def run_demo(args: argparse.Namespace) -> int:
     apis: list[LabApi] = []
     try:
         lab = estate.init(directory, heartbeat_seconds=args.heartbeat)
-        config_path, apis = start_for_demo(lab)  # each server's REST API, as a SEPM site serves it
+        collection = not getattr(args, "no_client_collection", False)
+        config_path, apis = start_for_demo(lab, collection=collection)  # each server's REST API, as a SEPM site serves it
         apache = TlsListener(server_context(*lab.served_pair("SEPM1"))).start()  # SEPM1's 443, never restarted
         write_probe(config_path, "SEPM1", f"127.0.0.1:{apache.port}", interval=10.0)
         config = load_config(config_path)  # the very file the announcement tells `check --config` to read
@@ -82,6 +83,9 @@ def run_demo(args: argparse.Namespace) -> int:
             exe=command_prefix(), config=shlex.quote(str(config_path)), tls=apache.port,
             apis=", ".join(f"{api.sepm_server} {api.url}" for api in apis),
             kept="" if temporary else " (kept)", removal=" and removes the lab" if temporary else "")
+        if not collection:
+            announce += ("\nNo client collection: every client is judged from SEPM's records (the REST APIs' "
+                         "/computers), evidence 'api'.")
         return serve_or_say(config, args.listen, args.telemetry_path, args.web_config, announce=announce,
                             config_source=str(config_path))
     except KeyboardInterrupt:  # Ctrl-C while the lab is being built, before serve takes the signal over

@@ -35,6 +35,7 @@ class ApiRecords:
     server: str
     computers: ComputerStore
     groups: tuple[Group, ...]
+    taken_at: float = 0.0  # when the poll ran: tells one poll from the next
 
 
 class ApiClient(NamedTuple):
@@ -167,10 +168,10 @@ def judge(records: list[ApiRecords], file_clients: Mapping[str, int], outbox_key
     return out
 
 
-def profiles_seen(records: list[ApiRecords],
-                  outbox_keys: Mapping[tuple[str, str], frozenset[str]]) -> dict[str, tuple[int, frozenset[str]]]:
-    """Group -> (its current profile time, the keys of the file its server serves now), for the profile history."""
-    out: dict[str, tuple[int, frozenset[str]]] = {}
+def profiles_seen(records: list[ApiRecords], outbox_keys: Mapping[tuple[str, str], frozenset[str]]
+                  ) -> dict[str, tuple[int, frozenset[str], float]]:
+    """Group -> (its current profile time, the keys of the file its server serves now, when that poll ran)."""
+    out: dict[str, tuple[int, frozenset[str], float]] = {}
     for source in records:
         for group in source.groups:
             keys = outbox_keys.get((source.server, group.group_id))
@@ -179,5 +180,5 @@ def profiles_seen(records: list[ApiRecords],
             except SerialError:
                 continue
             if keys is not None and serial.prefix == group.group_id[:4].upper():
-                out.setdefault(group.group_id, (serial.time_ms, keys))
+                out.setdefault(group.group_id, (serial.time_ms, keys, source.taken_at))
     return out

@@ -623,15 +623,17 @@ def free_socket_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_for_demo(lab: Lab, interval: float = 10.0) -> tuple[Path, list[LabApi]]:
+def start_for_demo(lab: Lab, interval: float = 10.0, collection: bool = True,
+                   refresh: float = 1.0) -> tuple[Path, list[LabApi]]:
     """Every server's API on a free loopback port, with a fresh password in a file beside the lab;
-    returns the exporter config that polls them."""
+    returns the exporter config that polls them (`collection=False`: and watches no client file)."""
     password_file = lab.directory / "api" / "password"
     if not password_file.is_file():
         atomic_write(password_file, secrets.token_urlsafe(18).encode())
         password_file.chmod(0o600)
     password = password_file.read_text(encoding="utf-8")
-    apis = [serve(lab.directory, spec.name, f"127.0.0.1:{free_socket_port()}", password) for spec in lab.state.servers]
+    apis = [serve(lab.directory, spec.name, f"127.0.0.1:{free_socket_port()}", password, refresh=refresh)
+            for spec in lab.state.servers]
     config = config_with_api(lab, {api.sepm_server: (api.port, password_file) for api in apis},
-                             interval=interval, timeout=min(5.0, interval / 2))
+                             interval=interval, timeout=min(5.0, interval / 2), collection=collection)
     return config, apis

@@ -101,14 +101,20 @@ def add_lab_parser(commands: Any) -> None:
     run = steps.add_parser("replay", help="run the incident and print what an admin would have seen")
     run.add_argument("dir", type=Path)
     run.add_argument("--keep-key", action="store_true", help="the safe variant: renew without a new key")
+    run.add_argument("--api-only", action="store_true",
+                     help="no client collection: the exporter judges clients from the lab's REST APIs alone")
 
 
-def _exporter_view(lab: estate.Lab) -> list[str]:
+def _exporter_view(lab: estate.Lab, config: Path | None = None) -> list[str]:
+    """What the exporter finds now; with `config` (the API-only one), after one poll of every API."""
+    from sepm_exporter.assembly import poll_once
     from sepm_exporter.runtime import Exporter
     from sepm_exporter.settings.config import load_config
 
-    exporter = Exporter(load_config(lab.config_path))
+    exporter = Exporter(load_config(config or lab.config_path))
     exporter.full_scan()
+    if config is not None:
+        poll_once(exporter)
     found = exporter.report().findings
     critical = [f for f in found if f.severity.name == "CRITICAL"]
     lines = [f"{f.severity.name} {f.subject}: {f.message}" for f in critical[:6]]
@@ -171,8 +177,21 @@ def _run_lab(args: argparse.Namespace, check: Callable[[Path], int]) -> int:
     if args.step == "replay":
         if not (directory / estate.LAB_FILE).exists():
             estate.init(directory)
-        for line in replay(directory, KEEP_KEY if args.keep_key else INCIDENT, _exporter_view):
-            print(line)
+        steps = KEEP_KEY if args.keep_key else INCIDENT
+        if not args.api_only:
+            for line in replay(directory, steps, _exporter_view):
+                print(line)
+            return 0
+        from sepm_exporter.lab.api import start_for_demo
+
+        config, apis = start_for_demo(estate.Lab(directory), collection=False, refresh=0.0)  # each step seen at once
+        try:
+            for line in replay(directory, steps, lambda lab: _exporter_view(lab, config)):
+                print(line)
+        finally:
+            for api in apis:
+                api.shutdown()
+                api.server_close()
         return 0
     if args.step == "api":
         return _serve_api(args)

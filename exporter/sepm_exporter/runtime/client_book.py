@@ -151,7 +151,7 @@ class ApiEvidence:
         self.records: list[ApiRecords] = []
         self.judged: ApiJudgement | None = None
         self.names: frozenset[str] = frozenset()  # casefolded computer names the APIs list
-        self._pending: dict[str, tuple[int, frozenset[str]]] = {}  # group -> profile seen once, not yet remembered
+        self._pending: dict[str, tuple[int, frozenset[str], float]] = {}  # group -> profile seen, poll time
 
     def touches(self, client_names: Iterable[str]) -> bool:
         """Whether a change of these client files changes who is judged by the API."""
@@ -175,15 +175,22 @@ class ApiEvidence:
 
     def observe_profiles(self, inventory: Inventory, history: History) -> bool:
         """Remember each group's (profile time -> keys of its served file) once two polls in a row agree on
-        it: a poll that lands between SEPM writing the serial and the outbox file must not be remembered."""
+        it: a poll that lands between SEPM writing the serial and the outbox file must not be remembered.
+        Two polls means two poll times: the same poll handed over again (every server's report repeats
+        the others' last state) is not a second sighting."""
         from sepm_exporter.judge.history import record_profile
 
         outbox, _ = outbox_keys(inventory)
         dirty = False
-        for group_id, seen in api_clients.profiles_seen(self.records, outbox).items():
-            if self._pending.get(group_id) == seen:
-                dirty |= record_profile(history, group_id, seen[0], seen[1])
-            self._pending[group_id] = seen
+        for group_id, (when, keys, polled) in api_clients.profiles_seen(self.records, outbox).items():
+            before = self._pending.get(group_id)
+            if before is not None and polled == before[2]:
+                if (when, keys) != before[:2]:  # the file side moved under the same poll: start again
+                    self._pending[group_id] = (when, keys, polled)
+                continue
+            if before is not None and (when, keys) == before[:2]:
+                dirty |= record_profile(history, group_id, when, keys)
+            self._pending[group_id] = (when, keys, polled)
         return dirty
 
 
