@@ -182,3 +182,18 @@ def test_the_incident_replay_on_an_estate_with_no_client_collection(tmp_path: Pa
     groups = len(estate.Lab(tmp_path / "lab").state.groups)
     api_pages = [step.count("(evidence: api, SEPM's records)") for step in steps]
     assert api_pages == [0, groups, groups, groups, groups]
+
+
+def test_the_renewal_plan_counts_api_clients_and_their_agent_versions(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    lab, ports = apis
+    exporter = exporter_for(lab, ports)
+    plan = exporter.report().plan
+    assert plan is not None
+    total = len(lab.state.clients)
+    by_server = {p.what_if.servers[0]: p.what_if.stranded_count for p in plan.servers}
+    assert by_server == {"SEPM1": 0, "SEPM2": 0}  # each computer's profile embeds both keys: one at a time is safe
+    assert plan.everything.stranded_count == total  # both at once strands every computer SEPM lists
+    assert {p.rollout.total for p in plan.servers} == {total}
+    old_agents = sum(lab_api.old_agent_name(name) for name in lab.state.clients)
+    assert 0 < old_agents < total
+    assert f"{old_agents} of the {total} computers SEPM lists run those versions" in plan.caveat

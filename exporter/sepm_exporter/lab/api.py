@@ -131,6 +131,11 @@ def agent_version(name: str) -> str:
     return AGENT_VERSIONS[zlib.crc32(b"agent " + name.encode()) % len(AGENT_VERSIONS)]
 
 
+def old_agent_name(name: str) -> bool:
+    """Whether the lab gives this client a 14.2 RU1 agent (for tests and the demo's figures)."""
+    return agent_version(name).startswith("14.2.")
+
+
 def _phase(name: str, period: int) -> int:
     return zlib.crc32(name.encode()) % max(1, period)
 
