@@ -131,39 +131,39 @@ def judge(records: list[ApiRecords], file_clients: Mapping[str, int], outbox_key
     memo: dict[tuple[str, str, int], int] = {}
     taken = {name for name, count in names.items() if count > 1}
     all_groups: set[str] = {g.group_id for source in records for g in source.groups}
+    old_agents = [[old_agent(v) for v in source.computers.agents()] for source in records]
     for source_index, row in picked:
         source = records[source_index]
-        computer = source.computers.row(row)
-        if old_agent(computer.agent_version):
+        name, group_id, serial, agent = source.computers.judged(row)
+        if old_agents[source_index][agent]:
             out.old_agents += 1
-        folded = computer.name.casefold()
+        folded = name.casefold()
         files = file_clients.get(folded, 0)
         if files == 1 and names[folded] == 1:
             out.by_file += 1
             continue
         if folded in taken:
             out.reasons["duplicate_name"] = out.reasons.get("duplicate_name", 0) + 1
-        key = (source.server, computer.group_id, id(computer.serial))
+        key = (source.server, group_id, id(serial))
         verdict_index = memo.get(key)
         if verdict_index is None:
-            verdict = infer(computer.group_id, computer.serial.parsed, computer.serial.reason,
-                            groups_now[source.server].get(computer.group_id), remembered.get(computer.group_id, {}),
-                            certificates, basis, now)
+            verdict = infer(group_id, serial.parsed, serial.reason, groups_now[source.server].get(group_id),
+                            remembered.get(group_id, {}), certificates, basis, now)
             verdict_index = memo[key] = len(out.verdicts)
-            out.verdicts.append((computer.group_id, verdict))
+            out.verdicts.append((group_id, verdict))
         verdict = out.verdicts[verdict_index][1]
-        name = computer.name if files == 0 and folded not in taken and computer.name else (
-            f"{computer.name} [{computer.unique_id or row}]")
+        if files or folded in taken or not name:
+            name = f"{name} [{source.computers.row(row).unique_id or row}]"
         out.names.append(name)
         out.source_of.append(source_index)
         out.row_of.append(row)
         out.verdict_of.append(verdict_index)
-        state_key = (computer.group_id, verdict.status.value)
+        state_key = (group_id, verdict.status.value)
         out.counts[state_key] = out.counts.get(state_key, 0) + 1
         if verdict.reason:
             out.reasons[verdict.reason.value] = out.reasons.get(verdict.reason.value, 0) + 1
-        if computer.group_id:
-            all_groups.add(computer.group_id)
+        if group_id:
+            all_groups.add(group_id)
     out.groups = frozenset(all_groups)
     return out
 

@@ -133,6 +133,15 @@ class ComputerStore:
             self._agents.values[self._agent[index]],
         )
 
+    def judged(self, index: int) -> tuple[str, str, SerialFacts, int]:
+        """What a verdict needs, without building the whole row: name, group id, serial, agent index."""
+        return (self.names[index], self._groups.values[self._group[index]], self._serials[self._serial[index]],
+                self._agent[index])
+
+    def agents(self) -> list[str]:
+        """The distinct agent versions, by the index `judged` gives."""
+        return self._agents.values
+
     def identity(self, index: int) -> bytes | str:
         """What tells one computer from another across partners' lists: its uniqueId (packed, or as given)."""
         odd = self._odd_ids.get(index)
