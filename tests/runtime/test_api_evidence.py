@@ -197,3 +197,18 @@ def test_the_renewal_plan_counts_api_clients_and_their_agent_versions(apis: tupl
     old_agents = sum(lab_api.old_agent_name(name) for name in lab.state.clients)
     assert 0 < old_agents < total
     assert f"{old_agents} of the {total} computers SEPM lists run those versions" in plan.caveat
+
+
+def test_the_landing_page_names_api_clients_with_their_evidence(apis: tuple[estate.Lab, dict[str, tuple[int, Path]]]) -> None:
+    from sepm_exporter.serving import landing
+
+    lab, ports = apis
+    old = incident(lab)
+    exporter = exporter_for(lab, ports)
+    html = landing.page(exporter, "/metrics").decode("utf-8")
+    for name in old:
+        assert f'{name} <small class="evidence">api</small>' in html
+    group = lab.state.clients[sorted(old)[0]]
+    status, listed = landing.clients_page(exporter, "/metrics", f"subject=group+{group}")
+    assert status == 200 and "<th>evidence</th>" in listed.decode("utf-8")
+    assert f"<td>{sorted(old)[0]}</td><td>api</td>" in listed.decode("utf-8")

@@ -81,11 +81,16 @@ def _clients_link(subject: str, page: int = 1) -> str:
     return f"{CLIENTS_PATH}?{urllib.parse.urlencode({'subject': subject, 'page': page})}"
 
 
-def _affected(row: Row) -> str:
+def _tag(client: str, evidence: dict[str, str]) -> str:
+    """A client's name, marked when SEPM's records are its only evidence (no SyLink.xml of its own read)."""
+    return f'{_e(client)} <small class="evidence">api</small>' if evidence.get(client) == "api" else _e(client)
+
+
+def _affected(row: Row, evidence: dict[str, str] | None = None) -> str:
     if not row.clients:
         return '<td class="clients">&ndash;</td>'
     shown = row.clients[:INLINE_CLIENTS]
-    items = "".join(f"<li>{_e(c)}</li>" for c in shown)
+    items = "".join(f"<li>{_tag(c, evidence or {})}</li>" for c in shown)
     pages = -(-len(row.clients) // PAGE_SIZE)
     more = (f'<p>{len(shown)} of {len(row.clients)} shown. <a href="{_e(_clients_link(row.subject))}">'
             f"All {len(row.clients)} clients ({pages} page{'s' if pages != 1 else ''})</a></p>"
@@ -97,7 +102,7 @@ def _affected(row: Row) -> str:
 
 
 def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], notes: dict[str, str], names: dict[str, str],
-                  now: float) -> str:
+                  now: float, evidence: dict[str, str] | None = None) -> str:
     if not found:
         return '<tr><td colspan="7" class="good">Nothing needs attention.</td></tr>'
     out = []
@@ -124,7 +129,7 @@ def _problem_rows(found: list[Row], files: dict[str, tuple[str, str]], notes: di
                 if row.runbook else "&ndash;")
         out.append(
             f'<tr class="problem sev-{row.severity.name.lower()}"><td>{_sev(row.severity)}</td><td class="subject">{subject}</td>'
-            f'<td class="what">{_e(row.message)}</td>{_affected(row)}<td class="since">{_e(_when(row.since, now))}</td>'
+            f'<td class="what">{_e(row.message)}</td>{_affected(row, evidence)}<td class="since">{_e(_when(row.since, now))}</td>'
             f'<td class="fix">{fix}</td><td class="runbook">{link}</td></tr>'
         )
     return "".join(out)
@@ -277,6 +282,11 @@ def _notes(report: Report) -> dict[str, str]:
     return {s.group_id: s.note for s in report.stranded if s.note and s.group_id}
 
 
+def _evidence(report: Report) -> dict[str, str]:
+    """Client -> `file` or `api`, for the clients the stranded list names."""
+    return {s.client: s.evidence for s in report.stranded}
+
+
 def page(exporter: Exporter, telemetry_path: str) -> bytes:
     """`/`: banner, what needs attention with its fix and runbook, then the estate at a glance."""
     report, files = _state(exporter)
@@ -290,7 +300,7 @@ def page(exporter: Exporter, telemetry_path: str) -> bytes:
 {_banner(table, totals.get(ClientStatus.UNTRUSTED.value, 0)) if exporter.ready else _SCANNING}
 <h2>Needs attention</h2>
 <table id="problems"><tr><th>severity</th><th>subject</th><th>what</th><th>clients</th><th>since</th><th>fix</th><th>runbook</th></tr>
-{_problem_rows(table, files, _notes(report), report.group_names, now)}</table>
+{_problem_rows(table, files, _notes(report), report.group_names, now, _evidence(report))}</table>
 <h2>Clients</h2><div class="totals" id="totals">{boxes}</div>
 <h2>Renewal plan</h2>{_plan(report, now)}
 <h2>Server certificates</h2>
@@ -334,7 +344,9 @@ def clients_page(exporter: Exporter, telemetry_path: str, query: str) -> tuple[i
     target = files.get(group)
     file_cell = f"<code>{_e(target[1])}</code>" if target else "&ndash;"
     named = f' ({_e(report.group_names[group])})' if group in report.group_names else ""
-    items = "".join(f"<tr><td>{first + i}</td><td>{_e(c)}</td><td>{file_cell}</td></tr>" for i, c in enumerate(shown, start=1))
+    evidence = _evidence(report)
+    items = "".join(f"<tr><td>{first + i}</td><td>{_e(c)}</td><td>{_e(evidence.get(c, 'file'))}</td><td>{file_cell}</td></tr>"
+                    for i, c in enumerate(shown, start=1))
     nav = []
     if number > 1:
         nav.append(f'<a rel="prev" href="{_e(_clients_link(subject, number - 1))}">previous page</a>')
@@ -345,7 +357,7 @@ def clients_page(exporter: Exporter, telemetry_path: str, query: str) -> tuple[i
 <p><a href="/">Back to the overview</a></p>
 <h2>{_sev(row.severity)} {_e(subject)}{named}: {_e(row.message)}</h2>
 <p id="range">Clients {first + 1}&ndash;{first + len(shown)} of {len(row.clients)} · {" · ".join(nav)}</p>
-<table id="clients"><tr><th>#</th><th>client</th><th>file to import</th></tr>{items}</table>
+<table id="clients"><tr><th>#</th><th>client</th><th>evidence</th><th>file to import</th></tr>{items}</table>
 <p>{" · ".join(nav)}</p></main>"""
     return 200, _document(f"{subject} · SEPM Exporter", body)
 
