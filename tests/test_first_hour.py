@@ -5,6 +5,8 @@ as printed, on a busy port too, without leaving its lab behind.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -147,13 +149,15 @@ def test_demo_help_states_the_real_bind_address() -> None:
     assert "default 127.0.0.1:10877" in run("demo", "-h").stdout
 
 
-def test_the_demo_story_as_printed(tmp_path: Path) -> None:
-    """Run the demo, then every command it prints, from the repository folder as a newcomer would."""
+@pytest.mark.parametrize("collection", [True, False], ids=["client collection", "no client collection"])
+def test_the_demo_story_as_printed(tmp_path: Path, collection: bool) -> None:
+    """Run the demo, then every command it prints, from the repository folder as a newcomer would; without
+    a client collection, SEPM's records (the lab's REST APIs) are the only client evidence."""
     port = free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != Path(sys.executable).parent)
     demo = subprocess.Popen([sys.executable, "-m", "sepm_exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}",
-                             "--heartbeat", "60"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--heartbeat", "60", *([] if collection else ["--no-client-collection"])], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert demo.stdout is not None
         printed: list[str] = []
@@ -172,13 +176,14 @@ def test_the_demo_story_as_printed(tmp_path: Path) -> None:
         assert "Clients: current 0, stale 0, untrusted 12" in outputs[4], "replicated first: every client untrusted, none stale"
         stranded = outputs[6].splitlines()
         assert stranded[0] == "client,group_id,status,since,server,group_file,group_name,note,evidence,rule,reason" and len(stranded) == 1 + 6
+        assert {r["evidence"] for r in csv.DictReader(io.StringIO(outputs[6]))} == {"file" if collection else "api"}
         check = next(c for c in commands if " check --config " in c).split(" --stranded")[0]
         as_json = subprocess.run(["bash", "-c", f"{check} --format json"], cwd=ROOT, env=env, capture_output=True, text=True,
                                  timeout=120)
         alerts = {f["alert"] for f in json.loads(as_json.stdout)["findings"]}
         assert "SEPMServedCertificateMismatch" in alerts, "the printed config probes SEPM1's 443 as the page does"
         page = wait_for(lambda: (p := get(f"http://127.0.0.1:{port}/").decode()) and 'data-state="current"><b>6<' in p and p,
-                        timeout=30)
+                        timeout=40)
         assert 'data-state="untrusted"><b>6<' in page
     finally:
         demo.send_signal(signal.SIGINT)
