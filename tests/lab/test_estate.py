@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sepm_exporter.lab import estate
@@ -121,3 +122,17 @@ def test_lab_init_with_a_relative_folder_writes_a_config_that_serve_resolves(tmp
     finally:
         stop(exporter)
     assert load_config(config).state_file == tmp_path / "ラボ" / "state.json"
+
+
+def test_a_renewal_is_dated_after_every_profile_published_before_it(lab: estate.Lab) -> None:
+    """notBefore has whole seconds: a renewal in the very second of a publish waits that second out, so
+    the profile SEPM made before it is dated before the certificate (rule 3 of the API's key sets)."""
+    from sepm_exporter.sepm.certificate import parse_certificate_file
+
+    assert all(made < (time.time() - estate.INIT_PROFILE_AGE + 5) * 1000 for made in lab.state.profiles.values())
+    lab.publish("SEPM1")
+    newest = max(lab.state.profiles.values())
+    lab.renew("SEPM1", new_key=True)
+    not_before = parse_certificate_file(lab.certificate_path("SEPM1").read_bytes()).leaf.not_before
+    assert not_before * 1000 > newest
+    assert estate.Lab(lab.directory).state.profiles == lab.state.profiles  # kept in lab.json
