@@ -157,7 +157,8 @@ def test_the_demo_story_as_printed(tmp_path: Path, collection: bool) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != Path(sys.executable).parent)
     demo = subprocess.Popen([sys.executable, "-m", "sepm_exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}",
-                             "--heartbeat", "60", *([] if collection else ["--no-client-collection"])], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--heartbeat", "60", *([] if collection else ["--no-client-collection"])],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert demo.stdout is not None
         printed: list[str] = []
