@@ -319,7 +319,8 @@ def plan_for(inventory: Inventory, history: History, verdicts: Mapping[str, Clie
         found = dataclasses.replace(found, caveat=(
             "Failover needs clients that can use it: Broadcom KB 187099 warns that 14.2 and 14.2.1 clients cannot; "
             f"{api.old_agents} of the {listed} computers SEPM lists run those versions (agentVersion below "
-            "14.2.5323): before a new-key renewal they need a SyLink.xml that embeds the new key (Communication Update Package), whatever the order."))
+            "14.2.5323): before a new-key renewal they need a SyLink.xml that embeds the new key (Communication "
+            "Update Package), whatever the order."))
     return found
 
 
