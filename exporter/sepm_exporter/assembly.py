@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
-from sepm_exporter.judge.api_clients import ApiRecords
+from sepm_exporter.judge.api_clients import records_of
 from sepm_exporter.judge.served import probe_findings
 from sepm_exporter.metrics import api as api_metrics
 from sepm_exporter.metrics.probes import probe_families
@@ -34,9 +34,7 @@ def pollers_for(exporter: Exporter) -> ApiPollers | None:
         certificates = api_metrics.certificate_families(states)
         exporter.publish(families)
         exporter.add_server_samples(api_metrics.SOURCE, certificates)
-        exporter.api_records(ApiRecords(s.server, s.snapshot.computers, s.snapshot.group_list, s.snapshot.taken_at)
-                             for s in sorted(states, key=lambda s: s.server)
-                             if s.snapshot is not None and s.snapshot.computers is not None)
+        exporter.api_records(records_of(states))
 
     pollers = ApiPollers(exporter.config.servers, on_change, exporter.clock)
     pollers.initial()

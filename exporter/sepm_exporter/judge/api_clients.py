@@ -13,7 +13,7 @@ is computed once per distinct triple, and each computer holds an index into that
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -22,6 +22,7 @@ from sepm_exporter.judge.keysets import CertificateTime, GroupNow, KeyVerdict, i
 from sepm_exporter.sepm.computers import ComputerStore, StoredComputer
 from sepm_exporter.sepm.rest import Group
 from sepm_exporter.sepm.serial import SerialError, parse_serial
+from sepm_exporter.sources.api import ApiState
 
 EVIDENCE_FILE = "file"
 EVIDENCE_API = "api"
@@ -36,6 +37,12 @@ class ApiRecords:
     computers: ComputerStore
     groups: tuple[Group, ...]
     taken_at: float = 0.0  # when the poll ran: tells one poll from the next
+
+
+def records_of(states: Iterable[ApiState]) -> list[ApiRecords]:
+    """The pollers' states as the records the client book judges: each server's last good poll."""
+    return [ApiRecords(s.server, s.snapshot.computers, s.snapshot.group_list, s.snapshot.taken_at)
+            for s in sorted(states, key=lambda s: s.server) if s.snapshot is not None and s.snapshot.computers is not None]
 
 
 class ApiClient(NamedTuple):

@@ -107,14 +107,17 @@ def add_lab_parser(commands: Any) -> None:
 
 def _exporter_view(lab: estate.Lab, config: Path | None = None) -> list[str]:
     """What the exporter finds now; with `config` (the API-only one), after one poll of every API."""
-    from sepm_exporter.assembly import poll_once
+    from sepm_exporter.judge.api_clients import records_of
     from sepm_exporter.runtime import Exporter
     from sepm_exporter.settings.config import load_config
+    from sepm_exporter.sources.api import ApiPollers
 
     exporter = Exporter(load_config(config or lab.config_path))
     exporter.full_scan()
-    if config is not None:
-        poll_once(exporter)
+    if config is not None:  # the clients from SEPM's records only: the API families are not shown here
+        pollers = ApiPollers(exporter.config.servers, lambda states: exporter.api_records(records_of(states)))
+        pollers.poll_once()
+        pollers.stop()
     found = exporter.report().findings
     critical = [f for f in found if f.severity.name == "CRITICAL"]
     lines = [f"{f.severity.name} {f.subject}: {f.message}" for f in critical[:6]]
