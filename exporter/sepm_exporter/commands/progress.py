@@ -10,8 +10,8 @@ from typing import TextIO
 class Progress:
     """Shown once a scan has run for a second; silent when stderr is not a tty."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # looked up now: stderr may have been replaced
         self.started = time.monotonic()
         self.shown = False
 
