@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 from sepm_exporter.sepm.serial import PolicySerial, SerialError, parse_serial
 
 _NO_TIME = -1
+_ZERO_ID = bytes(16)
 _ONLINE = {True: 1, False: 0, None: -1}
 _ONLINE_BACK = {1: True, 0: False, -1: None}
 
@@ -100,16 +101,19 @@ class ComputerStore:
         unique = computer.unique_id
         packed = _pack_id(unique)
         if packed is None:
-            self._ids += bytes(16)
+            self._ids += _ZERO_ID
             self._odd_ids[row] = unique
         else:
             self._ids += packed
-        self._group.append(self._groups.of(computer.group_id))
+        group = self._groups.index.get(computer.group_id)
+        self._group.append(group if group is not None else self._groups.of(computer.group_id))
         self._online.append(_ONLINE[computer.online])
         last = computer.last_update
         self._last.append(_NO_TIME if last is None else round(last * 1000))
-        self._serial.append(self._serial_of(computer.profile_serial))
-        self._agent.append(self._agents.of(computer.agent_version))
+        serial = self._serial_index.get(computer.profile_serial)
+        self._serial.append(serial if serial is not None else self._serial_of(computer.profile_serial))
+        agent = self._agents.index.get(computer.agent_version)
+        self._agent.append(agent if agent is not None else self._agents.of(computer.agent_version))
 
     def _serial_of(self, raw: str) -> int:
         found = self._serial_index.get(raw)
@@ -163,7 +167,7 @@ class ComputerStore:
 
 def _pack_id(unique: str) -> bytes | None:
     """32 hex digits as 16 bytes; None for anything else (kept as text). Upper-case hex round-trips."""
-    if len(unique) != 32 or unique != unique.upper():
+    if len(unique) != 32 or not (unique.isupper() or unique.isdigit()):  # no copy made to compare the case
         return None
     try:
         packed = bytes.fromhex(unique)
