@@ -176,7 +176,8 @@ def test_the_demo_story_as_printed(tmp_path: Path, collection: bool) -> None:
             outputs.append(done.stdout)
         assert "Clients: current 0, stale 0, untrusted 12" in outputs[4], "replicated first: every client untrusted, none stale"
         stranded = outputs[6].splitlines()
-        assert stranded[0] == "client,group_id,status,since,server,group_file,group_name,note,evidence,rule,reason" and len(stranded) == 1 + 6
+        assert stranded[0] == "client,group_id,status,since,server,group_file,group_name,note,evidence,rule,reason"
+        assert len(stranded) == 1 + 6
         assert {r["evidence"] for r in csv.DictReader(io.StringIO(outputs[6]))} == {"file" if collection else "api"}
         check = next(c for c in commands if " check --config " in c).split(" --stranded")[0]
         as_json = subprocess.run(["bash", "-c", f"{check} --format json"], cwd=ROOT, env=env, capture_output=True, text=True,

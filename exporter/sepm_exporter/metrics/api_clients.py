@@ -1,7 +1,8 @@
 """Clients known through SEPM's records alone (evidence `api`): their verdicts, counted and named.
 
-Per-client series only for clients that need action (untrusted, stale, unknown), at most
-SERIES_LIMIT of them: a healthy 100,000-computer estate adds no per-client series at all; the
+Per-client series follow `clients.series` as the file side's do: by default only for clients that
+need action (untrusted, stale, unknown), at most `clients.series_limit` of them: a healthy
+100,000-computer estate adds no per-client series at all; the
 counts stay whole (`sepm_group_clients{evidence="api"}`), and the report, the page and
 `check --stranded` name every client whatever the limit.
 """
@@ -18,7 +19,8 @@ TRUST_VALUE: dict[bool | None, float] = {True: 1.0, False: 0.0, None: -1.0}
 
 FAMILIES: tuple[Family, ...] = (
     Family("sepm_api_client_key_trusted", "gauge", ("client", "group_id", "rule"),
-           "For a client known only through SEPM's records and needing action: 1 trusted, 0 untrusted, -1 unknown; "
+           "For a client known only through SEPM's records (as clients.series selects: by default those needing action): "
+           "1 trusted, 0 untrusted, -1 unknown; "
            "rule says how its key set was inferred (current, remembered, older_than_certificate, unknown)."),
     Family("sepm_api_client_verdicts", "gauge", ("rule", "state"),
            "Clients known only through SEPM's records, by the rule that gave their key set and their state."),
@@ -30,18 +32,21 @@ FAMILIES: tuple[Family, ...] = (
     Family("sepm_api_clients_without_failover", "gauge", (),
            "Computers on SEP 14.2 or 14.2.1 (agentVersion below 14.2.5323): they cannot use failover (KB 187099)."),
     Family("sepm_api_client_series_dropped", "gauge", (),
-           "API clients needing action beyond the per-client series limit: counted, named in the report, no series."),
+           "API clients beyond clients.series_limit: counted, named in the report, no series."),
 )
 
 
-def samples(judged: ApiJudgement | None) -> dict[str, list[Sample]]:
+def samples(judged: ApiJudgement | None, mode: str = "problems", limit: int = SERIES_LIMIT) -> dict[str, list[Sample]]:
+    """`mode` and `limit` are the file side's `clients.series` and `clients.series_limit`: API clients go
+    through the same selection (problems: only those needing action; all: every one; none: no series)."""
     out: dict[str, list[Sample]] = {f.name: [] for f in FAMILIES}
     if judged is None:
         return out
     shown = 0
     dropped = 0
-    for client in judged.needing_action():
-        if shown >= SERIES_LIMIT:
+    chosen = judged.needing_action() if mode == "problems" else iter(judged) if mode == "all" else iter(())
+    for client in chosen:
+        if shown >= limit:
             dropped += 1
             continue
         shown += 1

@@ -278,7 +278,8 @@ class Exporter:
     def _judge_api(self) -> None:
         judged = self.api.judge(self.scanner.inventory, self.history, self.book.basis, self.clock())
         self.derived.api = judged
-        self.publisher.set_families(api_client_metrics.samples(judged))
+        self.publisher.set_families(api_client_metrics.samples(judged, self.config.client_series,
+                                                               self.config.client_series_limit))
 
     def _render_counts(self) -> None:
         """`sepm_group_clients` (both evidences) and the renewal figures, which count the same clients."""
