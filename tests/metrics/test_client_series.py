@@ -167,4 +167,4 @@ def test_a_hundred_thousand_healthy_clients_cost_a_few_thousand_series(tmp_path:
     lab = estate.init(tmp_path / "lab", groups=100, clients=100_000)
     text = scanned(lab).exposition
     assert len(series(text)) <= 5_000 and named(text) == set()
-    assert b'state="current"} 1000.0' in text  # every client counted, in its group
+    assert b'state="current",evidence="file"} 1000.0' in text  # every client counted, in its group
