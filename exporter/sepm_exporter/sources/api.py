@@ -331,7 +331,8 @@ def poll(client: ApiClient, now: float) -> Snapshot:
 def keep(page: list[Any], tally: Tally, store: ComputerStore) -> None:
     """What is retained from each computer of a page: its group's tallies and its row in the store.
 
-    One try per page, methods bound once: 100,000 computers a poll make the per-item overhead count.
+    One try per page, methods bound once: 100,000 computers a poll make the per-item overhead count;
+    the errors are mapped as `_decoded` maps them.
     """
     fold, add = tally.add, store.add
     try:
@@ -339,8 +340,12 @@ def keep(page: list[Any], tally: Tally, store: ComputerStore) -> None:
             computer = decode_computer(item)
             fold(computer)
             add(computer)
+    except TooLargeError as exc:
+        raise ApiError(ApiReason.TOO_LARGE, str(exc)) from None
     except ShapeError as exc:
         raise ApiError(ApiReason.INVALID_RESPONSE, str(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a shape no decoder foresaw
+        raise ApiError(ApiReason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while decoding") from None
 
 
 def _failed(state: ApiState, reason: ApiReason) -> ApiState:
