@@ -117,3 +117,27 @@ def test_the_incident_on_an_estate_with_no_client_collection(stack: tuple[estate
     listed = json.loads(done.stdout)
     assert {r["client"] for r in listed if r["status"] == "untrusted"} == old
     assert {(r["evidence"], r["rule"]) for r in listed} == {("api", "older_than_certificate")}
+
+
+def test_a_keep_key_renewal_seen_with_no_history_pages_nobody(stack: tuple[estate.Lab, Path, Receiver, Prometheus],
+                                                              tmp_path: Path) -> None:
+    """Both servers renewed keeping their key; nobody has pulled the new profile yet. A fresh check (no
+    history, so rule 2 cannot help) sees computers on the old profile still checking in after the new
+    certificate was made: the key is older than the certificate, and nobody is called untrusted."""
+    from sepm_exporter.judge.keysets import CHECK_IN_GRACE
+
+    lab, config, receiver, prometheus = stack
+    renewed = time.time()
+    for server in ("SEPM1", "SEPM2"):
+        lab.renew(server, new_key=False)
+    lab.publish("SEPM1")
+    lab.replicate("SEPM1", "SEPM2")
+    time.sleep(CHECK_IN_GRACE + 2 * HEARTBEAT - (time.time() - renewed))  # every old-profile computer checks in since
+    fresh = tmp_path / "fresh.yml"
+    fresh.write_text(config.read_text(encoding="utf-8").replace("state.json", "fresh-state.json"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "sepm_exporter", "check", "--config", str(fresh), "--stranded",
+                           "--format", "json"], capture_output=True, text=True, timeout=120)
+    listed = json.loads(done.stdout)
+    assert [r for r in listed if r["status"] == "untrusted"] == [] and done.returncode == 0, done.stdout + done.stderr
+    assert prometheus.query('sum(sepm_group_clients{state="untrusted"}) > 0') == []  # and serve, with history, agrees
+    assert [a for a in receiver.alerts if a["labels"].get("severity") == "critical"] == []

@@ -111,3 +111,22 @@ def test_untrusted_only_when_no_current_key_can_be_held(serial: PolicySerial | N
         held = verdict.keys if verdict.keys is not None else frozenset(BASIS.current) - verdict.excluded
         assert not held & BASIS.current
     assert (verdict.status is ClientStatus.UNTRUSTED) == (verdict.trusted is False)
+
+
+def test_rule_3_spares_a_key_the_estate_shows_to_be_older_than_its_certificate() -> None:
+    """A keep-key renewal seen with no history: a computer on a profile older than the new certificate has
+    checked in since it was made, which it could not have done had the key changed. Nobody is stranded."""
+    from sepm_exporter.judge.keysets import CHECK_IN_GRACE, proven_keys
+
+    after = RENEWED + CHECK_IN_GRACE + 1
+    proven = proven_keys(CERTS, [(BEFORE.seconds, after)])
+    assert proven == {NEW + "1", NEW + "2"}
+    verdict = infer(GROUP, BEFORE, "", NOW_GROUP, {}, CERTS, BASIS, NOW, proven)
+    assert verdict.status is not ClientStatus.UNTRUSTED and verdict.trusted is not False
+    # what proves nothing: a check-in before the certificate (or within the grace), a profile made after it
+    assert proven_keys(CERTS, [(BEFORE.seconds, RENEWED - 5), (BEFORE.seconds, RENEWED + CHECK_IN_GRACE - 1)]) == set()
+    assert proven_keys(CERTS, [(CURRENT.seconds, after)]) == set()
+    assert proven_keys((), [(BEFORE.seconds, after)]) == set()
+    # one server's certificate proven, the other's not: that one still cannot be held
+    mixed = (CertificateTime("SEPM1", NEW + "1", RENEWED), CertificateTime("SEPM2", NEW + "2", after + 10))
+    assert proven_keys(mixed, [(BEFORE.seconds, after)]) == {NEW + "1"}

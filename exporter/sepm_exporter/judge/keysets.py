@@ -8,8 +8,11 @@ each one is):
 2. `remembered`: a serial of its group the exporter saw before -> the keys of the group's file at
    that time (kept per group, profile time -> key set, in the state file).
 3. `older_than_certificate`: its profile was made before a server certificate's notBefore -> it
-   cannot hold that certificate, nor its key unless the key is older than the certificate (a key
-   the exporter saw in a profile made before the notBefore is not excluded).
+   cannot hold that certificate, nor its key unless the key is older than the certificate. A key is
+   known to be older when the exporter saw it in a profile made before the notBefore, or when the
+   estate shows it: some computer on a profile older than the certificate has checked in since the
+   certificate was made (`proven_keys`), which it could not have done had the key changed. So a
+   keep-key renewal seen with no history strands nobody once one such computer has checked in.
 4. `unknown`: nothing above applies; with a reason when the input itself is the problem.
 
 Trust is three-valued as for client files: trusted when the key set holds a current key; untrusted
@@ -20,7 +23,7 @@ every watched server's current key is excluded (rule 3); otherwise unknown, neve
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sepm_exporter.judge.clients import ClientStatus, TrustBasis, trust
@@ -104,12 +107,36 @@ def _status(trusted: bool | None, current: bool) -> ClientStatus:
     return ClientStatus.CURRENT if trusted else ClientStatus.UNKNOWN
 
 
+CHECK_IN_GRACE = 10.0  # seconds past a notBefore before a check-in counts as made with that certificate in place
+
+
+def proven_keys(certificates: tuple[CertificateTime, ...], sightings: Iterable[tuple[float, float]]) -> frozenset[str]:
+    """Keys shown to be older than their certificate: a computer whose profile (Unix seconds) predates the
+    certificate checked in (Unix seconds) after it was made. One pass over (profile time, last check-in)."""
+    pending = {c.key: c.not_before for c in certificates}
+    proven: set[str] = set()
+    if not pending:
+        return frozenset()
+    latest = max(pending.values())
+    for profile, last in sightings:
+        if profile >= latest:
+            continue
+        for key, not_before in list(pending.items()):
+            if profile < not_before and last > not_before + CHECK_IN_GRACE:
+                proven.add(key)
+                del pending[key]
+        if not pending:
+            break
+    return frozenset(proven)
+
+
 def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group: GroupNow | None,
           remembered: Mapping[int, frozenset[str]], certificates: tuple[CertificateTime, ...],
-          basis: TrustBasis, now: float) -> KeyVerdict:
+          basis: TrustBasis, now: float, proven: frozenset[str] = frozenset()) -> KeyVerdict:
     """Pure: one computer's record against its group, the remembered profiles and the servers' certificates.
 
-    `remembered`: the group's profile time (ms) -> key set of its file then (judge/history.py).
+    `remembered`: the group's profile time (ms) -> key set of its file then (judge/history.py);
+    `proven`: keys the estate shows to be older than their certificate (`proven_keys`).
     """
     if serial is None:
         return _unknown(_SERIAL_REASONS.get(serial_reason, UnknownReason.SERIAL_MALFORMED))
@@ -131,7 +158,7 @@ def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group:
         if keys is not None:
             trusted = keys_trust(keys, basis)
             return KeyVerdict(Rule.REMEMBERED, keys, frozenset(), trusted, _status(trusted, False), profile_time=when)
-    older_keys = frozenset(k for t, keys in remembered.items() if t <= serial.time_ms for k in keys)
+    older_keys = frozenset(k for t, keys in remembered.items() if t <= serial.time_ms for k in keys) | proven
     excluded = frozenset(c.key for c in certificates if when < c.not_before and c.key not in older_keys)
     if excluded:
         if basis.current and basis.current <= excluded:  # no current key of any watched server is left to it
