@@ -11,6 +11,7 @@ message, a log line or a label: errors are described by reason, status code and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -265,15 +266,22 @@ def _json(body: bytes, path: str) -> Any:
         raise ApiError(ApiReason.INVALID_RESPONSE, f"{path}: not JSON") from None
 
 
-def _decoded(decode: Callable[[Any], T], doc: Any) -> T:
+@contextlib.contextmanager
+def _decode_errors() -> Iterator[None]:
+    """A decoder's errors as the poll's reasons: too large, or an answer of a shape SEPM does not give."""
     try:
-        return decode(doc)
+        yield
     except TooLargeError as exc:
         raise ApiError(ApiReason.TOO_LARGE, str(exc)) from None
     except ShapeError as exc:
         raise ApiError(ApiReason.INVALID_RESPONSE, str(exc)) from None
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a shape no decoder foresaw
         raise ApiError(ApiReason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while decoding") from None
+
+
+def _decoded(decode: Callable[[Any], T], doc: Any) -> T:
+    with _decode_errors():
+        return decode(doc)
 
 
 def unique_groups(groups: Iterable[Group]) -> tuple[list[Group], int]:
@@ -332,20 +340,14 @@ def keep(page: list[Any], tally: Tally, store: ComputerStore) -> None:
     """What is retained from each computer of a page: its group's tallies and its row in the store.
 
     One try per page, methods bound once: 100,000 computers a poll make the per-item overhead count;
-    the errors are mapped as `_decoded` maps them.
+    its errors are mapped as every decoder's are (`_decode_errors`).
     """
     fold, add = tally.add, store.add
-    try:
+    with _decode_errors():
         for item in page:
             computer = decode_computer(item)
             fold(computer)
             add(computer)
-    except TooLargeError as exc:
-        raise ApiError(ApiReason.TOO_LARGE, str(exc)) from None
-    except ShapeError as exc:
-        raise ApiError(ApiReason.INVALID_RESPONSE, str(exc)) from None
-    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a shape no decoder foresaw
-        raise ApiError(ApiReason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while decoding") from None
 
 
 def _failed(state: ApiState, reason: ApiReason) -> ApiState:
