@@ -89,7 +89,7 @@ class Estate:
             f"rule_files: [{rules}]\n"
             f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: ['127.0.0.1:{self.port}']\n",
         )
-        wait_for(lambda: self.prometheus.query('sepm_exporter_build_info{job="sepm"}'), timeout=30)
+        wait_for(lambda: self.prometheus.query('sepm_exporter_build_info{job="sepm"}'), timeout=60)
         self.log: list[str] = []
 
     def firing(self) -> set[Key]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -36,16 +35,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from e2e.test_agreement import Key, rules_without_fixed_holds
-from helpers import free_port, get, wait_for
-from sepm_exporter.judge.findings import alert_subject
+from e2e.test_agreement import Estate, Key
+from helpers import get, wait_for
 from sepm_exporter.lab import estate
-from sepm_exporter.runtime import Exporter
-from sepm_exporter.serving.web import WebServer
 from sepm_exporter.settings.config import load_config
-from sepm_exporter.settings.webconfig import WebConfig
-from sepm_exporter.sources.watcher import Watcher
-from services import Prometheus
 
 pytestmark = pytest.mark.e2e
 GRACE = 4.5  # (heartbeat 3 s + randomization 0) x 1.5
@@ -128,33 +121,12 @@ def allowed(truth: Truth) -> set[Key]:
     return out
 
 
-class Replay:
-    """The lab, its serving exporter (web server and watcher in this process) and a real Prometheus."""
+class Replay(Estate):
+    """The lab, its serving exporter (web server and watcher in this process) and a real Prometheus:
+    the agreement test's estate, two groups of three clients, the default series mode."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.lab = estate.init(folder / "lab", groups=2, clients=6, heartbeat_seconds=3)
-        self.port = free_port()
-        config = dataclasses.replace(load_config(self.lab.config_path), watch_mode="events", debounce=0.05)
-        self.served = Exporter(config)
-        self.web = WebServer(self.served, WebConfig(), f"127.0.0.1:{self.port}", "/metrics")
-        self.web.start()
-        self.watcher = Watcher(self.served, config.watch_mode)
-        self.watcher.start()
-        self.served.full_scan()
-        rules = ", ".join(f"'{p}'" for p in rules_without_fixed_holds(folder))
-        self.prometheus = Prometheus(
-            folder / "prom",
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            f"rule_files: [{rules}]\n"
-            f"scrape_configs:\n  - job_name: sepm\n    static_configs:\n      - targets: ['127.0.0.1:{self.port}']\n",
-        )
-        wait_for(lambda: self.prometheus.query('sepm_exporter_build_info{job="sepm"}'), timeout=60)
-        self.log: list[str] = []
-
-    def firing(self) -> set[Key]:
-        return {(s["metric"]["alertname"], s["metric"]["severity"], alert_subject(s["metric"]["alertname"], s["metric"]))
-                for s in self.prometheus.query('ALERTS{alertstate="firing"}')}
+        super().__init__(folder, groups=2, clients=6, identical=False, series="problems")
 
     def page(self) -> tuple[set[Key], str, str]:
         """The findings the page renders, its banner's verdict, and its HTML."""
@@ -244,10 +216,6 @@ class Replay:
             else:
                 assert "No file to import yet" in row and "<code>" + str(self.lab.sylink_path("SEPM1", group)) not in row
 
-    def close(self) -> None:
-        self.prometheus.stop()
-        self.watcher.stop()
-        self.web.close()
 
 
 def test_every_surface_tells_the_truth_at_every_step_of_the_incident(tmp_path: Path) -> None:
