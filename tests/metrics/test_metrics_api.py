@@ -37,7 +37,8 @@ def test_families_render_to_a_valid_exposition(lab: estate.Lab) -> None:
     assert found[("sepm_api_group_clients", frozenset(ids | {("status", "offline")}))] == 1.0
     # 2026-01-02 03:04:05.006 UTC, to the millisecond
     assert found[("sepm_api_group_policy_timestamp_seconds", frozenset(ids))] == 1767323045.006
-    assert ("sepm_api_group_policy_serial", frozenset(ids)) not in found
+    # the deprecated family, kept for the contract: the serial's hex prefix (the group id's first digits), a constant
+    assert found[("sepm_api_group_policy_serial", frozenset(ids))] == 0xA1
     assert found[("sepm_api_group_clients_on_current_policy", frozenset(ids))] == 1.0
     assert found[("sepm_api_group_info", frozenset(ids | {("group", "My Company\\Sales \"EU\"")}))] == 1.0
     assert found[("sepm_api_clients_last_checkin_age_seconds_bucket", frozenset(ids | {("le", "10.0")}))] == 1.0
@@ -68,3 +69,11 @@ def test_database_certificate_joins_the_certificate_families_and_survives_rescan
     exporter.add_server_samples(api_metrics.SOURCE, api_metrics.certificate_families([]))  # gone from the API
     assert key not in samples(exporter.exposition)
     assert len([n for n, _ in samples(exporter.exposition) if n == "sepm_certificate_info"]) == 4  # server.crt, keystore x 2
+
+
+def test_the_deprecated_serial_prefix_reads_only_a_hex_prefix_before_a_dash() -> None:
+    from sepm_exporter.metrics.api import serial_prefix
+
+    assert serial_prefix("B890-12/07/2026 01:02:03 004") == 0xB890
+    assert [serial_prefix(s) for s in ("", "B890", "-12/07", "XYZ1-12/07", "123456789-1")] == [None] * 5
+

@@ -32,6 +32,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("sepm_api_group_policy_timestamp_seconds", "gauge", ("server", "group_id"),
            "When the group's current communication profile was made (Unix time to the ms): the time in its "
            "policySerialNumber, else policyDate."),
+    Family("sepm_api_group_policy_serial", "gauge", ("server", "group_id"),
+           "Deprecated, kept for the metrics contract: the hex part before the dash of the group's policySerialNumber, "
+           "which is the group id's first four hex digits, a constant. Use sepm_api_group_policy_timestamp_seconds."),
     Family("sepm_api_group_clients_on_current_policy", "gauge", ("server", "group_id"),
            "Clients whose profileSerialNo equals their group's policySerialNumber (KB 187099 readiness)."),
     Family("sepm_api_clients_last_checkin_age_seconds", "histogram", ("server", "group_id", "le"),
@@ -46,6 +49,14 @@ FAMILIES: tuple[Family, ...] = (
 LISTINGS = ("groups", "computers")
 
 _LE = (*(format_value(float(bound)) for bound in AGE_BUCKETS), "+Inf")
+
+
+def serial_prefix(serial: str) -> int | None:
+    """The deprecated family's value: the serial's leading hex digits (1 to 8 of them, before the dash)."""
+    head, dash, _ = serial.partition("-")
+    if not dash or not 0 < len(head) <= 8 or any(c not in "0123456789abcdefABCDEF" for c in head):
+        return None
+    return int(head, 16)
 
 
 def families(states: Iterable[ApiState]) -> dict[str, list[Sample]]:
@@ -73,6 +84,9 @@ def families(states: Iterable[ApiState]) -> dict[str, list[Sample]]:
                 out["sepm_api_group_info"].append(((*ids, group.path), 1.0))
             if group.policy_time is not None:
                 out["sepm_api_group_policy_timestamp_seconds"].append((ids, group.policy_time))
+            prefix = serial_prefix(group.policy_serial)
+            if prefix is not None:
+                out["sepm_api_group_policy_serial"].append((ids, float(prefix)))
             out["sepm_api_group_clients_on_current_policy"].append((ids, float(group.on_current_policy)))
             histogram = out["sepm_api_clients_last_checkin_age_seconds"]
             for le, count in zip(_LE, (*group.age_buckets, group.age_count), strict=True):
