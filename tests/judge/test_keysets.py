@@ -113,20 +113,22 @@ def test_untrusted_only_when_no_current_key_can_be_held(serial: PolicySerial | N
     assert (verdict.status is ClientStatus.UNTRUSTED) == (verdict.trusted is False)
 
 
-def test_rule_3_spares_a_key_the_estate_shows_to_be_older_than_its_certificate() -> None:
-    """A keep-key renewal seen with no history: a computer on a profile older than the new certificate has
-    checked in since it was made, which it could not have done had the key changed. Nobody is stranded."""
-    from sepm_exporter.judge.keysets import CHECK_IN_GRACE, proven_keys
+def test_rule_3_calls_nobody_untrusted_while_older_profiles_still_connect() -> None:
+    """A keep-key renewal seen with no history: a computer on a profile older than every new certificate has
+    checked in since, which it could not have done had every key changed. Unknown, never untrusted; and
+    which server kept its key is not claimed (one partner renewed keeping it, the other with a new one)."""
+    from sepm_exporter.judge.keysets import CHECK_IN_GRACE, old_profiles_connect
 
     after = RENEWED + CHECK_IN_GRACE + 1
-    proven = proven_keys(CERTS, [(BEFORE.seconds, after)])
-    assert proven == {NEW + "1", NEW + "2"}
-    verdict = infer(GROUP, BEFORE, "", NOW_GROUP, {}, CERTS, BASIS, NOW, proven)
-    assert verdict.status is not ClientStatus.UNTRUSTED and verdict.trusted is not False
-    # what proves nothing: a check-in before the certificate (or within the grace), a profile made after it
-    assert proven_keys(CERTS, [(BEFORE.seconds, RENEWED - 5), (BEFORE.seconds, RENEWED + CHECK_IN_GRACE - 1)]) == set()
-    assert proven_keys(CERTS, [(CURRENT.seconds, after)]) == set()
-    assert proven_keys((), [(BEFORE.seconds, after)]) == set()
-    # one server's certificate proven, the other's not: that one still cannot be held
-    mixed = (CertificateTime("SEPM1", NEW + "1", RENEWED), CertificateTime("SEPM2", NEW + "2", after + 10))
-    assert proven_keys(mixed, [(BEFORE.seconds, after)]) == {NEW + "1"}
+    assert old_profiles_connect(CERTS, [(BEFORE.seconds, after)]) is True
+    verdict = infer(GROUP, BEFORE, "", NOW_GROUP, {}, CERTS, BASIS, NOW, True)
+    assert (verdict.rule, verdict.trusted, verdict.status, verdict.reason) == (
+        Rule.OLDER_THAN_CERTIFICATE, None, ClientStatus.UNKNOWN, UnknownReason.OLD_PROFILES_CONNECT)
+    assert judge(BEFORE).status is ClientStatus.UNTRUSTED  # without that sighting: the new-key outage
+    # what shows nothing: a check-in before the certificates (or within the grace), a profile made after them,
+    # a check-in after one partner's certificate only
+    assert old_profiles_connect(CERTS, [(BEFORE.seconds, RENEWED - 5), (BEFORE.seconds, RENEWED + CHECK_IN_GRACE - 1)]) is False
+    assert old_profiles_connect(CERTS, [(CURRENT.seconds, after)]) is False
+    assert old_profiles_connect((), [(BEFORE.seconds, after)]) is False
+    later = (CertificateTime("SEPM1", NEW + "1", RENEWED), CertificateTime("SEPM2", NEW + "2", after + 10))
+    assert old_profiles_connect(later, [(BEFORE.seconds, after)]) is False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sepm_exporter.judge.clients import ClientStatus, TrustBasis
-from sepm_exporter.judge.keysets import CertificateTime, GroupNow, KeyVerdict, infer, proven_keys
+from sepm_exporter.judge.keysets import CertificateTime, GroupNow, KeyVerdict, infer, old_profiles_connect
 from sepm_exporter.sepm.computers import ComputerStore, StoredComputer
 from sepm_exporter.sepm.rest import Group
 from sepm_exporter.sepm.serial import SerialError, parse_serial
@@ -145,7 +145,7 @@ def judge(records: list[ApiRecords], file_clients: Mapping[str, int], outbox_key
         folded = records[source_index].computers.names[row].casefold()
         names[folded] = names.get(folded, 0) + 1
     groups_now = {source.server: group_now(source, outbox_keys, newest_keys) for source in records}
-    proven = proven_keys(certificates, _sightings(records, picked))
+    connects = old_profiles_connect(certificates, _sightings(records, picked))
     memo: dict[tuple[str, str, int], int] = {}
     taken = {name for name, count in names.items() if count > 1}
     all_groups: set[str] = {g.group_id for source in records for g in source.groups}
@@ -166,7 +166,7 @@ def judge(records: list[ApiRecords], file_clients: Mapping[str, int], outbox_key
         verdict_index = memo.get(key)
         if verdict_index is None:
             verdict = infer(group_id, serial.parsed, serial.reason, groups_now[source.server].get(group_id),
-                            remembered.get(group_id, {}), certificates, basis, now, proven)
+                            remembered.get(group_id, {}), certificates, basis, now, connects)
             verdict_index = memo[key] = len(out.verdicts)
             out.verdicts.append((group_id, verdict))
         verdict = out.verdicts[verdict_index][1]

@@ -8,11 +8,12 @@ each one is):
 2. `remembered`: a serial of its group the exporter saw before -> the keys of the group's file at
    that time (kept per group, profile time -> key set, in the state file).
 3. `older_than_certificate`: its profile was made before a server certificate's notBefore -> it
-   cannot hold that certificate, nor its key unless the key is older than the certificate. A key is
-   known to be older when the exporter saw it in a profile made before the notBefore, or when the
-   estate shows it: some computer on a profile older than the certificate has checked in since the
-   certificate was made (`proven_keys`), which it could not have done had the key changed. So a
-   keep-key renewal seen with no history strands nobody once one such computer has checked in.
+   cannot hold that certificate, nor its key unless the key is older than the certificate (a key
+   the exporter saw in a profile made before the notBefore is not excluded). When that leaves it no
+   current key, it is untrusted, unless the estate shows otherwise: a computer on a profile older
+   than every certificate has checked in since the newest was made, which it could not have done
+   had every key changed (`old_profiles_connect`); then it is unknown (`old_profiles_connect`). So a
+   keep-key renewal seen with no history pages nobody once one such computer has checked in.
 4. `unknown`: nothing above applies; with a reason when the input itself is the problem.
 
 Trust is three-valued as for client files: trusted when the key set holds a current key; untrusted
@@ -54,6 +55,7 @@ class UnknownReason(enum.StrEnum):
     OTHER_GROUP_PROFILE = "other_group_profile"  # the serial's prefix is not its group's
     NOT_SEEN = "not_seen"  # an older profile of its group the exporter never saw, made after every notBefore
     NO_OUTBOX = "no_outbox"  # its group's current file is not watched here
+    OLD_PROFILES_CONNECT = "old_profiles_connect"  # profiles older than every certificate still check in: a kept key?
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,33 +112,25 @@ def _status(trusted: bool | None, current: bool) -> ClientStatus:
 CHECK_IN_GRACE = 10.0  # seconds past a notBefore before a check-in counts as made with that certificate in place
 
 
-def proven_keys(certificates: tuple[CertificateTime, ...], sightings: Iterable[tuple[float, float]]) -> frozenset[str]:
-    """Keys shown to be older than their certificate: a computer whose profile (Unix seconds) predates the
-    certificate checked in (Unix seconds) after it was made. One pass over (profile time, last check-in)."""
-    pending = {c.key: c.not_before for c in certificates}
-    proven: set[str] = set()
-    if not pending:
-        return frozenset()
-    latest = max(pending.values())
-    for profile, last in sightings:
-        if profile >= latest:
-            continue
-        for key, not_before in list(pending.items()):
-            if profile < not_before and last > not_before + CHECK_IN_GRACE:
-                proven.add(key)
-                del pending[key]
-        if not pending:
-            break
-    return frozenset(proven)
+def old_profiles_connect(certificates: tuple[CertificateTime, ...], sightings: Iterable[tuple[float, float]]) -> bool:
+    """Whether some computer on a profile older than every watched server's current certificate has checked
+    in more than CHECK_IN_GRACE after the newest of them was made: then at least one server still accepts a
+    key from before those certificates (a renewal that kept it), and no such computer is certainly stranded.
+    One pass over (profile time, last check-in), Unix seconds."""
+    if not certificates:
+        return False
+    oldest = min(c.not_before for c in certificates)
+    newest = max(c.not_before for c in certificates) + CHECK_IN_GRACE
+    return any(profile < oldest and last > newest for profile, last in sightings)
 
 
 def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group: GroupNow | None,
           remembered: Mapping[int, frozenset[str]], certificates: tuple[CertificateTime, ...],
-          basis: TrustBasis, now: float, proven: frozenset[str] = frozenset()) -> KeyVerdict:
+          basis: TrustBasis, now: float, connects: bool = False) -> KeyVerdict:
     """Pure: one computer's record against its group, the remembered profiles and the servers' certificates.
 
     `remembered`: the group's profile time (ms) -> key set of its file then (judge/history.py);
-    `proven`: keys the estate shows to be older than their certificate (`proven_keys`).
+    `connects`: computers on profiles older than every certificate still check in (`old_profiles_connect`).
     """
     if serial is None:
         return _unknown(_SERIAL_REASONS.get(serial_reason, UnknownReason.SERIAL_MALFORMED))
@@ -158,10 +152,13 @@ def infer(group_id: str, serial: PolicySerial | None, serial_reason: str, group:
         if keys is not None:
             trusted = keys_trust(keys, basis)
             return KeyVerdict(Rule.REMEMBERED, keys, frozenset(), trusted, _status(trusted, False), profile_time=when)
-    older_keys = frozenset(k for t, keys in remembered.items() if t <= serial.time_ms for k in keys) | proven
+    older_keys = frozenset(k for t, keys in remembered.items() if t <= serial.time_ms for k in keys)
     excluded = frozenset(c.key for c in certificates if when < c.not_before and c.key not in older_keys)
     if excluded:
         if basis.current and basis.current <= excluded:  # no current key of any watched server is left to it
+            if connects:  # ...unless the estate shows a key from before the certificates still works
+                return KeyVerdict(Rule.OLDER_THAN_CERTIFICATE, None, excluded, None, ClientStatus.UNKNOWN,
+                                  UnknownReason.OLD_PROFILES_CONNECT, when)
             return KeyVerdict(Rule.OLDER_THAN_CERTIFICATE, None, excluded, False, ClientStatus.UNTRUSTED, profile_time=when)
         return KeyVerdict(Rule.OLDER_THAN_CERTIFICATE, None, excluded, None, ClientStatus.UNKNOWN, profile_time=when)
     if not own:
