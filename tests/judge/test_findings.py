@@ -28,7 +28,8 @@ def test_a_key_change_pages_only_while_no_client_file_is_seen(tmp_path: Path) ->
     lab.renew("SEPM1", new_key=True)
     ((severity, subject, message),) = key_changes(judged(alone))
     assert (severity, subject) == (Severity.CRITICAL, "server SEPM1")
-    assert "this exporter sees no client file: whether clients are stranded cannot be told here" in message
+    assert ("this exporter sees no client (no client file, no computer in SEPM's records): "
+            "whether clients are stranded cannot be told here") in message
     ((severity, _, message),) = key_changes(judged(lab.config_path))
     assert severity == Severity.WARNING and "its new key is in 0 of the 4 clients seen (0%)" in message
     lab.publish("SEPM1")

@@ -63,8 +63,8 @@ VERDICTS: tuple[Verdict, ...] = (
             "a new key is the only fix: let every client pull a SyLink.xml embedding it first (renew one partner, "
             "wait for the rollout, then the other)"),
     Verdict("SEPMServerKeyChanged", Severity.CRITICAL,
-            "a server's public key changed and this exporter sees no client file to tell who still trusts it",
-            "at once", 0, "three heartbeat windows after the change, or client files are seen",
+            "a server's public key changed and this exporter sees no client (file or SEPM record) to tell who still trusts it",
+            "at once", 0, "three heartbeat windows after the change, or clients are seen",
             "find out which clients hold only the old key: give the exporter their SyLink.xml (a client collection) "
             "or the REST API; until then import a fresh SyLink.xml on the clients (SylinkDrop.exe -silent), or restore the old key"),
     Verdict("SEPMServerKeyChanged", Severity.WARNING, "a server's public key changed; not every client seen embeds it yet",
@@ -223,7 +223,8 @@ def _make(alert: str, severity: Severity, subject: str, message: str, since: flo
 
 def _server_findings(inventory: Inventory, history: History, now: float, seen: int,
                      rollout: Mapping[str, int]) -> list[Finding]:
-    """`seen`: clients whose file this exporter holds; `rollout`: server -> how many of them embed its current key."""
+    """`seen`: clients this exporter knows (by their file or SEPM's records);
+    `rollout`: server -> how many of them embed its current key."""
     out: list[Finding] = []
     windows = server_windows(inventory)
     for name, server in inventory.servers.items():
@@ -275,8 +276,9 @@ def _server_findings(inventory: Inventory, history: History, now: float, seen: i
         if not seen:
             out.append(_make("SEPMServerKeyChanged", Severity.CRITICAL, subject,
                              f"public key changed {ago} ago (the replaced key was signed with {entry.previous.signature_hash}) "
-                             "and this exporter sees no client file: whether clients are stranded cannot be told here; "
-                             f"clears {clears} from now, or when client files are seen", entry.changed_at))
+                             "and this exporter sees no client (no client file, no computer in SEPM's records): whether "
+                             f"clients are stranded cannot be told here; clears {clears} from now, or when clients are seen",
+                             entry.changed_at))
         elif holding < seen:
             out.append(_make("SEPMServerKeyChanged", Severity.WARNING, subject,
                              f"public key changed {ago} ago; its new key is in {holding} of the {plural(seen, 'client')} seen "
@@ -384,7 +386,8 @@ def findings(inventory: Inventory, history: History, derived: Derived, now: floa
     made here when the caller has none.
     """
     plan = plan if plan is not None else renewal.plan_for(inventory, history, derived.verdicts)
-    seen = sum(derived.group_counts.values())
+    # Clients seen through either evidence, as the rules' sepm:clients_seen counts them.
+    seen = sum(derived.group_counts.values()) + (sum(derived.api.counts.values()) if derived.api is not None else 0)
     rollout = {p.rollout.server: p.rollout.holding for p in plan.servers}
     out = (_server_findings(inventory, history, now, seen, rollout) + _group_findings(inventory, history, derived, now)
            + _client_findings(inventory, history, derived, now) + _file_findings(inventory))
