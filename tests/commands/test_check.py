@@ -57,7 +57,8 @@ def test_renewal_json_is_one_document_with_the_what_if_inside(lab: estate.Lab) -
     stranded = check(lab.config_path, "--renewal", "SEPM1", "--stranded", "--format", "csv")
     records = list(csv.DictReader(io.StringIO(stranded.stdout)))  # the whole of stdout is the CSV
     assert len(records) == 12 and stranded.returncode == 2
-    assert all(set(r) == {"client", "group_id", "status", "since", "server", "group_file", "group_name", "note"}
+    columns = {"client", "group_id", "status", "since", "server", "group_file", "group_name", "note", "evidence", "rule", "reason"}
+    assert all(set(r) == columns
                for r in records)
 
 

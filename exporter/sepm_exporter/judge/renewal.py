@@ -83,15 +83,16 @@ class WhatIf:
 
     @property
     def status(self) -> str:
-        """outage (clients already trust no current key), unknown (no client seen), safe (nobody stranded),
-        wait (the outbox already holds the file that saves them), or unsafe. Never safe during an outage."""
+        """outage (clients already trust no current key), unknown (no client seen, or nobody stranded among
+        clients whose keys cannot all be told), safe (nobody stranded, every client's keys known), wait (the
+        outbox already holds the file that saves them), or unsafe. Never safe during an outage."""
         if self.already_count:
             return "outage"
         if not self.seen:
             return "unknown"
         stranded = self.stranded_count
         if not stranded:
-            return "safe"
+            return "unknown" if self.unknown_count else "safe"
         return "wait" if sum(len(p) for p in self.rescued_parts) == stranded else "unsafe"
 
 
@@ -407,9 +408,10 @@ def render_what_if(found: WhatIf) -> list[str]:
         lines.append(f"  outage now: {_count(found.already_count)} already {_trust(found.already_count)} no current key "
                      "and cannot connect")
     if found.unknown_count:
-        lines.append(f"  {_count(found.unknown_count)} unknown: they list a server this exporter does not watch")
+        lines.append(f"  {_count(found.unknown_count)} unknown: which keys they hold cannot be told (their file lists a "
+                     "server this exporter does not watch, or SEPM's records cannot place their profile)")
     if not found.seen:
-        lines.append("  no client file is seen: who would be stranded cannot be told here")
+        lines.append("  no client is seen: who would be stranded cannot be told here")
     if found.stranded_count:
         ordered = found.stranded
         shown = ", ".join(ordered[:8]) + (f" and {len(ordered) - 8} more" if len(ordered) > 8 else "")
