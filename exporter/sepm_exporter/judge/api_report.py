@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from sepm_exporter.judge.api_clients import ApiJudgement
 from sepm_exporter.judge.clients import ClientStatus
-from sepm_exporter.judge.findings import Finding, Severity, _make, group_subject
+from sepm_exporter.judge.findings import Finding, Severity, _make, group_subject, plural
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.keysets import Rule
 from sepm_exporter.judge.parity import group_copies, group_names
@@ -39,8 +39,10 @@ def findings(judged: ApiJudgement | None, history: History) -> list[Finding]:
     for group_id, names in sorted(untrusted.items()):
         why = "; ".join(RULE_WORDS[r] for r in sorted(rules[group_id]))
         out.append(_make("SEPMClientServerKeyUntrusted", Severity.CRITICAL, group_subject(group_id),
-                         f"{len(names)} clients (evidence: api, SEPM's records) embed no current key of any server: "
-                         f"{why}; they cannot connect", max(changes) if changes else None, tuple(sorted(names))))
+                         f"{plural(len(names), 'client')} (evidence: api, SEPM's records) "
+                         f"{'embeds' if len(names) == 1 else 'embed'} no current key of any server: "
+                         f"{why}; {'it cannot' if len(names) == 1 else 'they cannot'} connect",
+                         max(changes) if changes else None, tuple(sorted(names))))
     return out
 
 
