@@ -234,8 +234,8 @@ def scans(lab: estate.Lab, repeat: int) -> tuple[list[Row], bytes]:
             config.state_file.unlink()
         exporter = Exporter(config)
         total = timed(exporter.full_scan)
-        renders.append(exporter.publish_seconds)
-        return total - exporter.publish_seconds  # read, parse, judge: the rendering is its own row
+        renders.append(exporter.publisher.seconds)
+        return total - exporter.publisher.seconds  # read, parse, judge: the rendering is its own row
 
     cold_ours = median_of(repeat, cold)
     rows = [Row("cold scan", cold_ours, cold_floor, "s", f"<= {GOALS['cold']}x floor", cold_ours <= GOALS["cold"] * cold_floor),

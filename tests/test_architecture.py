@@ -119,3 +119,10 @@ def test_no_backup_files_are_tracked() -> None:
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.splitlines()
     backups = [name for name in tracked if name.endswith((".orig", ".rej", ".bak", "~", ".swp")) or "/#" in name]
     assert tracked and backups == []
+
+
+def test_each_runtime_room_is_under_300_lines() -> None:
+    """The runtime's rooms stay small enough to read whole; the writer grows by new rooms, not by length."""
+    rooms = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in (PACKAGE / "runtime").glob("*.py")}
+    assert {"exporter.py", "client_book.py", "history_store.py", "publisher.py", "report.py"} <= rooms.keys()
+    assert {name: lines for name, lines in rooms.items() if lines > 300} == {}

@@ -92,7 +92,7 @@ def test_broken_certificates_count_once_per_file(lab: estate.Lab) -> None:
     exporter = Exporter(load_config(lab.config_path))
     exporter.full_scan()
     assert len(find(exporter.exposition, "sepm_exporter_file_error", client="WS-0001")) == 1
-    assert exporter.errors_total == {"bad_certificate": 1}
+    assert exporter.problems.errors_total == {"bad_certificate": 1}
 
 
 # -- files: regular files only, links inside their root, never a key ------------------------------
@@ -206,7 +206,7 @@ def test_a_state_file_that_crashed_every_start_is_set_aside(text: str, lab: esta
     config.state_file.write_text(text, encoding="utf-8")
     exporter = Exporter(config)
     exporter.full_scan()
-    assert exporter.state_file_ok is True  # a good file has been written in its place
+    assert exporter.store.ok is True  # a good file has been written in its place
     assert config.state_file.with_name(config.state_file.name + ".bad").read_text(encoding="utf-8") == text
 
 

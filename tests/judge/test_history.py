@@ -33,7 +33,7 @@ def test_a_bad_state_file_is_set_aside_reported_and_replaced(case: str, lab: est
     config.state_file.write_bytes(data)
     caplog.set_level(logging.INFO, logger="sepm_exporter")
     exporter = Exporter(config)
-    assert exporter.state_file_ok is False
+    assert exporter.store.ok is False
     aside = config.state_file.with_name(config.state_file.name + ".bad")
     assert aside.read_bytes() == data, "kept for the operator, byte for byte"
     (record,) = [r for r in caplog.records if r.getMessage() == "file problem"]
@@ -43,7 +43,7 @@ def test_a_bad_state_file_is_set_aside_reported_and_replaced(case: str, lab: est
     assert [e[0]["file"] for e in errors] == [str(config.state_file)]
     exporter.full_scan()  # the first scan records the keys and writes a good file
     assert history.load(config.state_file)[1] is None
-    assert exporter.state_file_ok is True
+    assert exporter.store.ok is True
     assert find(exporter.exposition, "sepm_exporter_file_error") == []
     assert find(exporter.exposition, "sepm_exporter_file_errors_total", reason="bad_state")[0][1] == 1
     assert find(exporter.exposition, "sepm_exporter_state_file_ok")[0][1] == 1

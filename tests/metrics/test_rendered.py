@@ -80,7 +80,7 @@ def test_gzip_pieces_are_made_once_per_change(lab: estate.Lab, monkeypatch: pyte
         exporter.exposition + b"process_cpu_seconds_total 1.0\n"), "the scrape's own tail joins the same stream"
     lab.write_variant("crlf", lab.client_path("WS-0007"))
     exporter.reread({u for u in [unit_of(exporter.config, lab.client_path("WS-0007"))] if u is not None})
-    rendered: Rendered = exporter.rendered
+    rendered: Rendered = exporter.publisher.rendered
     assert rendered.dirty == set(), "rendered and compressed by the writer, never by a scrape"
     second = exporter.exposition_gzip_parts()
     assert one_member(b"".join(second)) == exporter.exposition

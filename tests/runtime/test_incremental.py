@@ -105,14 +105,14 @@ def test_a_client_change_re_renders_its_block_alone(lab: estate.Lab, monkeypatch
     monkeypatch.setattr(rendered, "BLOCK_SIZE", 4)  # 12 clients: three blocks
     running = Exporter(every_client(load_config(lab.config_path)))
     running.full_scan()
-    assert len(running.rendered.blocks) == 3
-    before = list(running.rendered.block_text)
+    assert len(running.publisher.rendered.blocks) == 3
+    before = list(running.publisher.rendered.block_text)
     lab.write_variant("crlf", lab.client_path("WS-0006"))
     running.reread({u for u in [unit_of(running.config, lab.client_path("WS-0006"))] if u is not None})
-    assert running.rendered.dirty == set(), "the writer rendered it: scrapes only join"
-    after = running.rendered.block_text
+    assert running.publisher.rendered.dirty == set(), "the writer rendered it: scrapes only join"
+    after = running.publisher.rendered.block_text
     changed = [i for i, text in enumerate(after) if text is not before[i]]
-    assert changed == [running.rendered.block_of["WS-0006"]]
+    assert changed == [running.publisher.rendered.block_of["WS-0006"]]
 
 
 def test_a_client_moving_between_healthy_and_problem_adds_and_removes_its_series_alone(
@@ -124,22 +124,22 @@ def test_a_client_moving_between_healthy_and_problem_adds_and_removes_its_series
     monkeypatch.setattr(rendered, "BLOCK_SIZE", 4)
     running = Exporter(load_config(lab.config_path))
     running.full_scan()
-    assert running.rendered.blocks == [] and b"sepm_client_sylink_info{" not in running.exposition
+    assert running.publisher.rendered.blocks == [] and b"sepm_client_sylink_info{" not in running.exposition
     lab.renew("SEPM1", new_key=False)
     lab.publish("SEPM1")
     lab.replicate("SEPM1", "SEPM2")
     running.full_scan()  # every client now holds an older file: stale, each with its lines
-    assert len(running.rendered.block_of) == 12 and len(running.rendered.blocks) == 3
-    before = list(running.rendered.block_text)
+    assert len(running.publisher.rendered.block_of) == 12 and len(running.publisher.rendered.blocks) == 3
+    before = list(running.publisher.rendered.block_text)
     group = lab.state.clients["WS-0006"]
     pulled = set(lab.pull(1.0, group_id=group))  # that group's clients fetch the new file: current again
-    held = {running.rendered.block_of[n] for n in pulled}
+    held = {running.publisher.rendered.block_of[n] for n in pulled}
     running.reread({u for u in (unit_of(running.config, lab.client_path(n)) for n in pulled) if u is not None})
-    assert not pulled & set(running.rendered.block_of), "current again: no series"
+    assert not pulled & set(running.publisher.rendered.block_of), "current again: no series"
     text = running.exposition.decode()
     assert all(f'client="{n}"' not in text for n in pulled)
     assert all(f'sepm_client_sylink_info{{client="{n}"' in text for n in set(lab.state.clients) - pulled)
-    changed = {i for i, t in enumerate(running.rendered.block_text) if t is not before[i]}
+    changed = {i for i, t in enumerate(running.publisher.rendered.block_text) if t is not before[i]}
     assert changed == held, "only the blocks that held the pulled clients are rendered again"
 
 

@@ -70,6 +70,12 @@ class ApiJudgement:
     old_agents: int = 0  # computers on 14.2 or 14.2.1 (KB 187099: no failover), file-judged ones included
     groups: frozenset[str] = frozenset()  # every group an API lists
 
+    def all_counts(self) -> dict[tuple[str, str], int]:
+        """(group, state) -> clients, every state of every group an API lists, zeros included: no panel gap."""
+        counts = {(group, state.value): 0 for group in self.groups for state in ClientStatus}
+        counts.update(self.counts)
+        return counts
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -8,16 +8,14 @@ scrape never waits for a scan, however slow the share.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sepm_exporter.judge import renewal, served
 from sepm_exporter.judge.api_clients import ApiRecords
-from sepm_exporter.judge.clients import ClientStatus, build_index, trust_basis
+from sepm_exporter.judge.clients import build_index, trust_basis
 from sepm_exporter.judge.derived import Derived
 from sepm_exporter.judge.history import History
 from sepm_exporter.judge.parity import current_server_keys, group_copies, replica_mismatch, server_key_match
@@ -33,8 +31,8 @@ from sepm_exporter.metrics import serverlist as serverlist_metrics
 from sepm_exporter.metrics import servers as server_metrics
 from sepm_exporter.metrics.client_series import Mode, Selection
 from sepm_exporter.metrics.family import Sample
-from sepm_exporter.metrics.rendered import Published, Rendered
 from sepm_exporter.runtime.client_book import ApiEvidence, ClientBook
+from sepm_exporter.runtime.collector import collector_paused
 from sepm_exporter.runtime.history_store import HistoryStore
 from sepm_exporter.runtime.problem_log import ProblemLog
 from sepm_exporter.runtime.publisher import Publisher
@@ -45,20 +43,6 @@ from sepm_exporter.sources.scanner import Scanner, Unit
 Clock = Callable[[], float]
 
 REPORT_MAX_AGE = 5.0  # seconds a landing page or `check` may show before findings are made again
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic collector off for one scan: a scan builds records that hold no cycles, and the
-    collector would walk the young heap hundreds of times to find nothing (0.3-0.5 s of a
-    100,000-client cold scan, measured); it runs again, as it was, when the scan ends."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 class Exporter:
@@ -90,30 +74,10 @@ class Exporter:
         self._report_stale = True
         self._source_findings: dict[str, SourceFindings] = {}  # background source -> its findings
 
-    # What readers and tests look at: the parts' owners answer.
     @property
     def history(self) -> History:
+        """The key and group-version history (the history store's), which findings and the page read."""
         return self.store.history
-
-    @property
-    def state_file_ok(self) -> bool:
-        return self.store.ok
-
-    @property
-    def errors_total(self) -> dict[str, int]:
-        return self.problems.errors_total
-
-    @property
-    def rendered(self) -> Rendered:
-        return self.publisher.rendered
-
-    @property
-    def publish_seconds(self) -> float:
-        return self.publisher.seconds
-
-    @property
-    def _published(self) -> Published:
-        return self.publisher.published
 
     @property
     def exposition(self) -> bytes:
@@ -194,7 +158,7 @@ class Exporter:
 
         `progress` hears (units done, units found) during this scan only (a terminal's first scan).
         """
-        with self._write, _collector_paused():
+        with self._write, collector_paused():
             started = time.perf_counter()
             before = self.scanner.files_read
             self.scanner.progress = progress
@@ -285,12 +249,8 @@ class Exporter:
         """`sepm_group_clients` (both evidences) and the renewal figures, which count the same clients."""
         if self.book.index is not None:
             self.derived.group_counts = self.book.group_counts()
-        judged = self.derived.api
-        api_counts = None
-        if judged is not None:
-            api_counts = {(g, s.value): 0 for g in judged.groups for s in ClientStatus}
-            api_counts.update(judged.counts)
-        self.publisher.set_families(group_metrics.client_counts(self.derived.group_counts, api_counts))
+        api = self.derived.api
+        self.publisher.set_families(group_metrics.client_counts(self.derived.group_counts, api.all_counts() if api else None))
         self.publisher.set_families(group_metrics.stale_files(self.book.stale))
         self._render_renewal()
 
@@ -328,7 +288,7 @@ class Exporter:
             events = dict(self.events)
         cache = self.scanner.parse_cache
         selection = self.publisher.selection
-        stats = self_metrics.SelfStats(self._scanned, self.scan_duration, self.last_scan, events, dict(self.errors_total),
+        stats = self_metrics.SelfStats(self._scanned, self.scan_duration, self.last_scan, events, dict(self.problems.errors_total),
                                        self.store.ok, dict(self.scanner.root_scans), cache.hits, cache.misses,
                                        selection.used, selection.dropped)
         self.publisher.set_families(self_metrics.samples(self.scanner.inventory, stats, self.problems.rows()))
