@@ -243,6 +243,18 @@ def _in_namespace_with_limit(limit: int, *command: str) -> list[str]:
             *command]
 
 
+def _serve_in_namespace(lab: estate.Lab, limit: int, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`serve` in events mode under that watch limit, polling every 0.5 s, reconciling rarely, logging to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
+                                     "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
+                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600",
+                                     "--clients.series=all"),
+            stdout=out, stderr=out,
+        )
+
+
 def _skip_unless_the_machine_allows_watches() -> None:
     """A user namespace's watches count against the machine-wide limit too: with that lowered (another
     test run on the same machine, at its sysctl test), nothing here can get a watch."""
@@ -288,14 +300,7 @@ def test_folders_inotify_cannot_watch_are_polled_and_named(lab: estate.Lab, tmp_
     limit = sum(_folders(root) for root in roots) - 3  # the roots are watched in this order: the last one is short
     port = free_port()
     log = tmp_path / "exporter.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
-                                     "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
-                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600",
-                                     "--clients.series=all"),
-            stdout=out, stderr=out,
-        )
+    process = _serve_in_namespace(lab, limit, port, log)
     try:
         wait_for(lambda: get(f"http://127.0.0.1:{port}/-/ready"), timeout=30)
         if behaviour == "refused":
@@ -370,14 +375,7 @@ def test_folders_made_after_the_start_past_the_limit_are_polled(lab: estate.Lab,
     limit = sum(_folders(root) for root in roots) + 1  # room for one new folder, not three
     port = free_port()
     log = tmp_path / "exporter.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            _in_namespace_with_limit(limit, sys.executable, "-m", "sepm_exporter", "serve", "--config", str(lab.config_path),
-                                     "--web.listen-address", f"127.0.0.1:{port}", "--watch.mode=events",
-                                     "--watch.poll-interval=0.5", "--watch.reconcile-interval=600",
-                                     "--clients.series=all"),
-            stdout=out, stderr=out,
-        )
+    process = _serve_in_namespace(lab, limit, port, log)
     try:
         wait_for(lambda: get(f"http://127.0.0.1:{port}/-/ready"), timeout=30)
         wait_for(lambda: "some folders have no inotify watch" not in log.read_text(encoding="utf-8")
